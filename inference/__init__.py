@@ -1,0 +1,1 @@
+"""Message drafting: vLLM client, prompts, PHI tokeniser, output guardrails and approved templates."""

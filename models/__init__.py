@@ -1,0 +1,1 @@
+"""Online models (River), their features, labels and store, and the patient-behaviour simulator."""

@@ -1,0 +1,1 @@
+"""Decision policy: the pure decision core, policy files, gates and calculators."""
