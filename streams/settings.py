@@ -1,0 +1,39 @@
+"""Worker configuration from the environment (pydantic-settings).
+
+Only what the shell needs lives here; drafting reads its own ``VLLM_*`` settings (`inference`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class StreamSettings(BaseSettings):
+    """Environment: ``KAFKA_BOOTSTRAP_SERVERS``, ``BILLWISE_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="BILLWISE_", extra="ignore")
+
+    kafka_bootstrap_servers: str = Field(
+        default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS", description="host:port[,host:port]"
+    )
+    topic_prefix: str = "billing"
+    policy: Path | None = None
+    app_id: str = "billwise"
+    partitions: int = Field(default=8, ge=1, description="partitions of every topic this app creates")
+    store: str = Field(default="rocksdb://", description="Faust table store: rocksdb:// or memory://")
+    data_dir: Path = Path("billwise-data")
+    web_port: int = 6066
+    web_bind: str = "127.0.0.1"
+    users_file: Path | None = None
+
+    def topic(self, name: str) -> str:
+        """The full name of a contract topic: ``events`` → ``billing.events``."""
+        return f"{self.topic_prefix}.{name}"
+
+    @property
+    def broker_url(self) -> str:
+        """Faust's broker URL list for the bootstrap servers."""
+        return ";".join(f"kafka://{server.strip()}" for server in self.kafka_bootstrap_servers.split(","))
