@@ -9,8 +9,8 @@ gives the same actions as the stream. Decision time is the event's ``time``, nev
 ...     "time": "2026-03-16T15:00:00Z", "data": {"account_id": "ACC-1", "patient_id": "PT-1", "practice_id": "P-1",
 ...     "statement_id": "S-1", "statement_date": "2026-03-16", "due_date": "2026-04-15", "balance_due": "120.00"}})
 >>> decision = decide(None, event, load_policy())
->>> [(o.topic, o.value.kind) for o in decision.outputs]
-[('review', 'statement_message'), ('audit', 'review_requested')]
+>>> [(o.topic, o.value.kind) for o in decision.outputs]  # no patient record yet: no permitted channel
+[('audit', 'suppressed')]
 """
 
 from __future__ import annotations

@@ -93,9 +93,11 @@ def verify_chain(records: Iterable[AuditRecord | dict[str, Any]]) -> ChainBreak 
     """The first break in per-account chains, or ``None`` when every chain is intact.
 
     Records may interleave accounts (as on a topic); each account's records must appear in order.
-    A tampered record fails its own hash; a deleted or reordered one breaks the next link.
+    A tampered record fails its own hash; a deleted or reordered one breaks the next link. A record
+    identical to one already chained is a redelivery (delivery is at-least-once) and is passed over.
     """
     heads: dict[str, str] = {}
+    chained: set[str] = set()
     for index, record in enumerate(records):
         body = record.model_dump(mode="json") if isinstance(record, AuditRecord) else dict(record)
         claimed = body.pop("hash", None)
@@ -103,7 +105,10 @@ def verify_chain(records: Iterable[AuditRecord | dict[str, Any]]) -> ChainBreak 
         audit_id = str(body.get("audit_id"))
         if claimed != record_hash(body):
             return ChainBreak(account_id=account_id, index=index, audit_id=audit_id, reason="tampered")
+        if claimed in chained:
+            continue
         if body.get("prev_hash") != heads.get(account_id, GENESIS_HASH):
             return ChainBreak(account_id=account_id, index=index, audit_id=audit_id, reason="broken_link")
         heads[account_id] = claimed
+        chained.add(claimed)
     return None

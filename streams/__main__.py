@@ -1,0 +1,5 @@
+"""``python -m streams`` is ``billwise``."""
+
+from streams.cli import app
+
+app()
