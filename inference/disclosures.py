@@ -46,14 +46,12 @@ DISCLOSURE_TEXT: dict[str, dict[str, tuple[str, str]]] = {
         "en": (
             "This is an attempt to collect a debt, and any information obtained will be used for that "
             "purpose. This communication is from a debt collector.",
-            "Debt collector: this is an attempt to collect a debt; information obtained will be used for "
-            "that purpose.",
+            "From a debt collector trying to collect a debt; any information obtained will be used for that.",
         ),
         "es": (
             "Este es un intento de cobrar una deuda y cualquier información obtenida se usará con ese fin. "
             "Esta comunicación proviene de un cobrador de deudas.",
-            "Cobrador de deudas: esto es un intento de cobrar una deuda; la información obtenida se usará "
-            "con ese fin.",
+            "De un cobrador de deudas que intenta cobrarla; la información obtenida se usará para ello.",
         ),
     },
     "financial_assistance": {
@@ -93,7 +91,7 @@ def sms_opt_out(lang: str) -> str:
 def carries(texts: Iterable[str], code: str, lang: str) -> bool:
     """Whether any of ``texts`` contains the full or short approved wording of ``code``."""
     full, short = DISCLOSURE_TEXT[code][lang]
-    wanted = (_norm(full), _norm(short))
+    wanted = (_norm(full).rstrip("."), _norm(short).rstrip("."))
     return any(w in _norm(t) for t in texts for w in wanted)
 
 

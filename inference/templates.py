@@ -30,6 +30,7 @@ import jinja2
 from inference import disclosures as disc
 from inference.facts import DraftFacts
 from inference.formatting import long_date, money, short_date
+from inference.guardrails import clinical_detail
 from schemas.actions import Message
 
 TEMPLATE_VERSION = "v1"
@@ -81,8 +82,25 @@ def template_id(facts: DraftFacts) -> str:
     return f"{facts.kind}.{facts.channel}.{facts.lang}.{TEMPLATE_VERSION}"
 
 
-def _render(facts: DraftFacts, variant: str) -> str:
-    text = _template(facts.kind, facts.lang).render(facts=facts, variant=variant, lang=facts.lang)
+def public_sender(facts: DraftFacts) -> str | None:
+    """The practice name where others may read it (SMS, subjects), or None when the name itself tells
+    a condition or specialty (``Bay Oncology``): then the templates say "billing office" instead."""
+    name = (facts.practice_name or "").strip()
+    if not name or clinical_detail(name):
+        return None
+    return name
+
+
+_DEFAULT = object()
+
+
+def _render(facts: DraftFacts, variant: str, sender: object = _DEFAULT) -> str:
+    text = _template(facts.kind, facts.lang).render(
+        facts=facts,
+        variant=variant,
+        lang=facts.lang,
+        sender=public_sender(facts) if sender is _DEFAULT else sender,
+    )
     if variant in ("sms", "subject"):
         return _SPACES.sub(" ", text).strip()
     text = _TRAILING_SPACE.sub("\n", text)
@@ -100,7 +118,9 @@ def finish_sms(text: str, facts: DraftFacts) -> tuple[str, list[str]]:
     if disc.ends_with_opt_out(text, lang):  # a draft that already ends with the words: keep them last
         text = text.rstrip(" .")[: -len(disc.sms_opt_out(lang))].rstrip()
     parts = [text]
-    parts += [disc.short_text(c, lang) for c in codes if c != "opt_out" and not disc.carries([text], c, lang)]
+    for code in codes:
+        if code != "opt_out" and not disc.carries(parts, code, lang):
+            parts.append(disc.short_text(code, lang))
     parts.append(disc.sms_opt_out(lang))
     return " ".join(p for p in parts if p), codes
 
@@ -110,12 +130,32 @@ def finish_body(text: str, facts: DraftFacts) -> tuple[str, list[str]]:
     in full, each on its own paragraph; returns the text and the disclosure codes it carries."""
     lang = facts.lang
     codes = list(disc.required_codes(facts.channel, facts.disclosures))
-    text = text.strip()
-    missing = [disc.full_text(c, lang) for c in codes if not disc.carries([text], c, lang)]
-    if facts.channel == "phone" and missing:
+    parts = [text.strip()]
+    for code in codes:
+        if not disc.carries(parts, code, lang):
+            parts.append(disc.full_text(code, lang))
+    if facts.channel == "phone":
         say = "Say:" if lang == "en" else "Diga:"
-        missing = [f'{say} "{m}"' for m in missing]
-    return "\n\n".join([text, *missing]), codes
+        parts[1:] = [f'{say} "{p}"' for p in parts[1:]]
+    return "\n\n".join(parts), codes
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def _fit_sms(facts: DraftFacts) -> tuple[str, list[str]]:
+    """Render and finish an SMS, dropping the closing sentences (never the first) until it fits, then
+    trying the short sender name ("Billing office") instead of a long practice name."""
+    for sender in (_DEFAULT, None):
+        sentences = _SENTENCE_END.split(_render(facts, "sms", sender))
+        while True:
+            body, codes = finish_sms(" ".join(sentences), facts)
+            if len(body) <= SMS_MAX_CHARS:
+                return body, codes
+            if len(sentences) == 1:
+                break
+            sentences.pop()
+    return body, codes
 
 
 def render_template(facts: DraftFacts) -> Message:
@@ -125,7 +165,7 @@ def render_template(facts: DraftFacts) -> Message:
     service detail, ending with the opt-out words.
     """
     if facts.channel == "sms":
-        body, codes = finish_sms(_render(facts, "sms"), facts)
+        body, codes = _fit_sms(facts)
         subject = None
     else:
         variant = "call" if facts.channel == "phone" else "body"
