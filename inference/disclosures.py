@@ -110,6 +110,9 @@ def required_codes(channel: str, requested: Iterable[str]) -> tuple[str, ...]:
     ('debt_collector',)
     """
     codes = [c for c in dict.fromkeys(requested) if c != "opt_out"]
+    if "validation_notice" in codes and "debt_collector" in codes:  # the notice's wording contains it
+        codes.remove("validation_notice")
+        codes.insert(codes.index("debt_collector"), "validation_notice")
     if channel in ("email", "sms") or (channel == "portal" and "opt_out" in requested):
         codes.append("opt_out")
     return tuple(codes)
