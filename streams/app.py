@@ -71,7 +71,9 @@ class Engine:
         self.accounts = self.app.Table(
             "accounts",
             default=None,
-            schema=_raw_schema(),
+            # bytes in and out: Faust picks its store serializer from these types, not from a schema.
+            key_type=bytes,
+            value_type=bytes,
             partitions=self.settings.partitions,
             help="AccountState JSON by account_id",
         )

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 
 @dataclass(frozen=True)
@@ -62,7 +63,7 @@ async def read_topics(
     await consumer.start()
     records: list[Record] = []
     try:
-        partitions = await _partitions(consumer, list(topics))
+        partitions = await _partitions(bootstrap, list(topics))
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         started = last_seen = time.monotonic()
@@ -85,16 +86,22 @@ async def read_topics(
     return records
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topics: list[str]) -> list[TopicPartition]:
+async def _partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
     """The partitions of ``topics``; a topic that does not exist yet is waited for briefly."""
-    deadline = time.monotonic() + 30
-    while True:
-        await consumer.topics()  # refreshes the cluster metadata
-        found = [
-            TopicPartition(topic, partition)
-            for topic in topics
-            for partition in sorted(consumer.partitions_for_topic(topic) or ())
-        ]
-        if {tp.topic for tp in found} == set(topics) or time.monotonic() > deadline:
-            return found
-        await asyncio.sleep(0.2)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            described = await admin.describe_topics(topics)
+            found = [
+                TopicPartition(topic["topic"], partition["partition"])
+                for topic in described
+                if topic["error_code"] == 0
+                for partition in topic["partitions"]
+            ]
+            if {tp.topic for tp in found} == set(topics) or time.monotonic() > deadline:
+                return sorted(found)
+            await asyncio.sleep(0.2)
+    finally:
+        await admin.close()

@@ -1,0 +1,89 @@
+"""The walking skeleton through a real broker: events in, actions, audit and dead letters out.
+
+The same events through ``billwise decide`` (offline) give the same actions as through Kafka.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from rules.policy import load_policy
+from schemas.audit import verify_chain
+from streams.kafka_io import Record, produce_events, read_topics
+from streams.offline import decide_lines
+from tests.integration.conftest import RunningEngine
+
+pytestmark = [pytest.mark.broker]
+
+SAMPLE = Path("streams/sample_events.jsonl")
+
+
+def _sample() -> list[dict]:
+    return [json.loads(line) for line in SAMPLE.read_text().splitlines() if '"sample-bad"' not in line]
+
+
+def _malformed(template: dict) -> list[bytes | dict]:
+    """One of each kind of bad input the issue names, all keyed to a real account."""
+    wrong_type = json.loads(json.dumps(template))
+    wrong_type["data"]["balance_due"] = {"not": "money"}
+    unknown = json.loads(json.dumps(template))
+    unknown["type"] = "billing.invoice.exploded"
+    three_places = json.loads(json.dumps(template))
+    three_places["id"] = "three-places"
+    three_places["data"]["balance_due"] = "10.555"
+    return [b'{"specversion": "1.0", "id": ', wrong_type, unknown, three_places]
+
+
+def _outputs(engine: RunningEngine, expected: int) -> list[Record]:
+    topics = [engine.topic(name) for name in ("actions", "review", "audit", "dlq")]
+    bootstrap = engine.settings.kafka_bootstrap_servers
+    return asyncio.run(read_topics(bootstrap, topics, until=expected, overall_timeout_s=90))
+
+
+@pytest.mark.smoke
+def test_events_become_actions_and_audit_records_and_bad_input_is_dead_lettered(engine: RunningEngine) -> None:
+    events = _sample()
+    statement = next(e for e in events if e["type"] == "billing.statement.generated")
+    late_statement = json.loads(json.dumps(statement))
+    late_statement["id"] = "after-the-poison"
+    late_statement["data"]["statement_id"] = "STM-late"
+    stream: list[bytes | dict] = [*events, statement, *_malformed(statement), late_statement]
+    asyncio.run(produce_events(engine.settings.kafka_bootstrap_servers, engine.topic("events"), stream))
+
+    # What the offline core makes of the same sequence is what the stream must write.
+    lines = [e if isinstance(e, bytes) else json.dumps(e).encode() for e in stream]
+    offline = [o.as_line(engine.settings.topic_prefix) for o in decide_lines(lines, load_policy())]
+    records = _outputs(engine, expected=len(offline))
+
+    def actions(items: list[tuple[str, dict]]) -> dict[str, dict]:
+        return {value["action_id"]: value for topic, value in items if topic.endswith((".actions", ".review"))}
+
+    streamed = [(r.topic, r.value) for r in records]
+    assert actions(streamed) == actions([(o["topic"], o["value"]) for o in offline])
+    assert len(actions(streamed)) == sum(1 for topic, _ in streamed if topic.endswith((".actions", ".review")))
+
+    # The redelivered statement yields no second action; the one after the poison pill is decided.
+    triggers = [value["trigger"]["event_id"] for value in actions(streamed).values()]
+    assert triggers.count(statement["id"]) == 1
+    assert "after-the-poison" in triggers
+
+    dead = [value for topic, value in streamed if topic.endswith(".dlq")]
+    assert sorted(letter["error"]["type"] for letter in dead) == [
+        "invalid_json",
+        "unknown_event_type",
+        "validation_error",
+        "validation_error",
+    ]
+    assert {letter["error"]["path"] for letter in dead if letter["error"]["type"] == "validation_error"} == {
+        "data.balance_due"
+    }
+    assert all(letter["source_topic"] == engine.topic("events") for letter in dead)
+
+    audit = [r for r in records if r.topic.endswith(".audit")]
+    assert audit, "every decision writes an audit record"
+    assert all(r.key == r.value["account_id"] for r in audit)
+    assert verify_chain(r.value for r in audit) is None
