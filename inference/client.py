@@ -220,14 +220,34 @@ class VllmClient:
         if self.breaker.on_change is None:
             self.breaker.on_change = _publish_breaker_state
         metrics.BREAKER_STATE.set(metrics.BREAKER_STATE_VALUES[self.breaker.state])
+        self.max_in_flight = max_in_flight
+        self._api_key = api_key
+        self._transport = transport
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._semaphore = asyncio.Semaphore(max_in_flight)
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.AsyncClient(
-            timeout=httpx.Timeout(timeout_s),
+        self._http = self._new_http()
+
+    def _new_http(self) -> httpx.AsyncClient:
+        headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        return httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout_s),
             headers=headers,
-            transport=transport,
-            limits=httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight),
+            transport=self._transport,
+            limits=httpx.Limits(
+                max_connections=self.max_in_flight, max_keepalive_connections=self.max_in_flight
+            ),
         )
+
+    def _bind_loop(self) -> None:
+        """Connections and the semaphore belong to one event loop: a caller that runs each draft in
+        its own ``asyncio.run`` (an offline CLI) gets fresh ones instead of a "different loop" error."""
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            self._loop = loop
+            self._semaphore = asyncio.Semaphore(self.max_in_flight)
+            self._http = self._new_http()  # the old pool's sockets belong to a closed loop
 
     async def __aenter__(self) -> VllmClient:
         return self
@@ -244,6 +264,7 @@ class VllmClient:
     # -- plain endpoints (no breaker, no retries: they are for readiness checks and operators) --
     async def health(self) -> bool:
         """``GET /health``: True on 200 (engine alive), False on anything else or no answer."""
+        self._bind_loop()
         try:
             response = await self._http.get(f"{self.root}/health")
         except httpx.HTTPError:
@@ -252,6 +273,7 @@ class VllmClient:
 
     async def models(self) -> list[str]:
         """``GET /v1/models``: the served model ids."""
+        self._bind_loop()
         try:
             response = await self._http.get(f"{self.api_base}/models")
         except httpx.TimeoutException as exc:
@@ -293,6 +315,7 @@ class VllmClient:
         }
         if seed is not None:
             payload["seed"] = seed
+        self._bind_loop()
         attempt = 0
         while True:
             try:

@@ -25,6 +25,7 @@ import asyncio
 import json
 import logging
 import time
+from collections.abc import Sequence
 
 from pydantic import BaseModel, ConfigDict, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -141,8 +142,9 @@ class Drafter:
                 reason = exc.reason
             except _Rejected as exc:
                 reason, violations = exc.reason, exc.violations
-            except Exception:  # never raise into the stream: any bug here falls back too
-                log.exception("drafting failed unexpectedly (kind=%s)", facts.kind)
+            except Exception as exc:  # never raise into the stream: any bug here falls back too
+                # Only the type: an exception's text may quote the draft (patient data).
+                log.error("drafting failed unexpectedly (kind=%s): %s", facts.kind, type(exc).__name__)
                 reason = "internal_error"
         if outcome is None:
             outcome = DraftOutcome(
@@ -159,6 +161,10 @@ class Drafter:
                 )
         metrics.DRAFT_LATENCY.labels(outcome.message.source).observe(time.perf_counter() - started)
         return outcome
+
+    async def draft_many(self, many: Sequence[DraftFacts]) -> list[DraftOutcome]:
+        """Draft several actions concurrently (bounded by the client's in-flight cap), in order."""
+        return list(await asyncio.gather(*(self.draft(facts) for facts in many)))
 
     async def _model_draft(self, client: VllmClient, facts: DraftFacts) -> DraftOutcome:
         tokeniser = PhiTokeniser()

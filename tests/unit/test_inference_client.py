@@ -232,3 +232,21 @@ async def test_health_and_models() -> None:
     async with make_client(handler) as client:
         assert await client.health() is False
         assert await client.models() == ["a", "b"]
+
+
+def test_client_survives_a_new_event_loop_per_call() -> None:
+    """An offline CLI may run each batch in its own asyncio.run: connections and the in-flight
+    semaphore must follow the loop instead of failing with "bound to a different event loop"."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(0.005)
+        return httpx.Response(200, json=completion())
+
+    client = make_client(handler, max_in_flight=1)
+
+    async def batch() -> None:
+        await asyncio.gather(*(client.chat_json(MESSAGES, response_format()) for _ in range(3)))
+
+    asyncio.run(batch())
+    asyncio.run(batch())
+    asyncio.run(client.aclose())

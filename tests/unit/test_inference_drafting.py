@@ -138,3 +138,10 @@ def test_from_env_without_url_is_templates_only(monkeypatch: pytest.MonkeyPatch)
     monkeypatch.setenv("VLLM_TIMEOUT_S", "1.5")
     drafter = Drafter.from_env()
     assert drafter.client is None and drafter.timeout_s == 1.5
+
+
+async def test_draft_many_keeps_order() -> None:
+    many = [FACTS.model_copy(update={"balance": Decimal(n)}) for n in (10, 20, 30)]
+    outcomes = await drafter(draft_json(sms="Oak Clinic: hello.")).draft_many(many)
+    assert [o.fallback_reason for o in outcomes] == [None, None, None]
+    assert len(outcomes) == 3
