@@ -3,8 +3,9 @@
 Platforms (or their adapters) write these to ``billing.events``. `parse_event` turns raw bytes into a
 typed event or raises `InvalidEvent` with a reason fit for the dead-letter topic.
 
->>> event = parse_event(b'''{"specversion": "1.0", "id": "evt-1", "source": "demo", "type": "billing.dispute.updated",
-...   "time": "2026-03-15T14:02:00Z", "data": {"account_id": "ACC-1", "patient_id": "PT-1", "practice_id": "P-1",
+>>> event = parse_event(b'''{"specversion": "1.0", "id": "evt-1", "source": "demo",
+...   "type": "billing.dispute.updated", "time": "2026-03-15T14:02:00Z",
+...   "data": {"account_id": "ACC-1", "patient_id": "PT-1", "practice_id": "P-1",
 ...   "dispute_id": "D-1", "status": "opened", "received_at": "2026-03-15T14:00:00Z"}}''')
 >>> event.data.status, event.account_id
 ('opened', 'ACC-1')
@@ -15,7 +16,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import Field, TypeAdapter, ValidationError
 
@@ -257,7 +258,7 @@ class Envelope(ContractModel):
 
     @property
     def account_id(self) -> str:
-        return self.data.account_id  # type: ignore[attr-defined, no-any-return]
+        return self.data.account_id  # type: ignore[attr-defined]
 
     @property
     def dedup_key(self) -> str:
@@ -337,8 +338,8 @@ CanonicalEvent = Annotated[
 """Any canonical event, discriminated by its CloudEvents ``type``."""
 
 EVENT_TYPES: dict[str, type[Envelope]] = {
-    model.model_fields["type"].annotation.__args__[0]: model  # type: ignore[union-attr]
-    for model in CanonicalEvent.__origin__.__args__  # type: ignore[attr-defined]
+    get_args(model.model_fields["type"].annotation)[0]: model
+    for model in get_args(get_args(CanonicalEvent)[0])
 }
 """Every canonical event type name and its model."""
 

@@ -34,7 +34,9 @@ def render_schemas() -> dict[str, str]:
     """File name to JSON Schema text for every contract record."""
     rendered = {}
     for name, model in CONTRACT_SCHEMAS.items():
-        schema = TypeAdapter(model).json_schema(mode="serialization" if name != "canonical-event" else "validation")
+        schema = TypeAdapter(model).json_schema(
+            mode="serialization" if name != "canonical-event" else "validation"
+        )
         schema["$id"] = f"https://billwise.dev/schemas/v1/{name}.json"
         schema.setdefault("title", name)
         rendered[f"{name}.json"] = json.dumps(schema, indent=2, sort_keys=True) + "\n"

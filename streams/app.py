@@ -26,7 +26,6 @@ from streams.settings import StreamSettings
 OUTPUT_TOPICS = ("actions", "review", "audit", "dlq")
 
 
-
 def _raw_schema() -> faust.Schema:
     """Bytes in, bytes out: JSON is validated by the contract models, not by Faust codecs.
 
@@ -82,7 +81,9 @@ class Engine:
         self.app.page("/metrics")(_MetricsView)
 
     def _topic(self, name: str) -> faust.TopicT:
-        return self.app.topic(self.settings.topic(name), schema=_raw_schema(), partitions=self.settings.partitions)
+        return self.app.topic(
+            self.settings.topic(name), schema=_raw_schema(), partitions=self.settings.partitions
+        )
 
     async def _ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
         async for event in stream.events():

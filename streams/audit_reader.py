@@ -7,7 +7,9 @@ from streams.kafka_io import read_topics
 from streams.settings import StreamSettings
 
 
-async def verify_topic(settings: StreamSettings | None = None, idle_timeout_s: float = 5.0) -> tuple[ChainBreak | None, int]:
+async def verify_topic(
+    settings: StreamSettings | None = None, idle_timeout_s: float = 5.0
+) -> tuple[ChainBreak | None, int]:
     """The first break in the audit topic's chains (or ``None``) and the number of records read."""
     settings = settings or StreamSettings()
     records = await read_topics(

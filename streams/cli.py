@@ -11,7 +11,9 @@ import typer
 
 from streams.brokers import BrokerEngine
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="Billwise: streaming decisions for patient billing.")
+app = typer.Typer(
+    no_args_is_help=True, add_completion=False, help="Billwise: streaming decisions for patient billing."
+)
 schema_app = typer.Typer(no_args_is_help=True, help="The contract's JSON Schemas.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
 app.add_typer(schema_app, name="schema")
@@ -37,9 +39,9 @@ def worker(web_port: Annotated[int, typer.Option(help="HTTP port for /health and
 
 @app.command()
 def broker(
-    engine: Annotated[BrokerEngine, typer.Option(help="tansu (embedded, memory-only) or apache (Kafka 4, KRaft)")] = (
-        BrokerEngine.TANSU
-    ),
+    engine: Annotated[
+        BrokerEngine, typer.Option(help="tansu (embedded, memory-only) or apache (Kafka 4, KRaft)")
+    ] = (BrokerEngine.TANSU),
     port: Annotated[int, typer.Option(help="listener port")] = 9092,
 ) -> None:
     """Run a local broker in the foreground."""
@@ -50,8 +52,12 @@ def broker(
 
 @app.command()
 def decide(
-    events: Annotated[Path, typer.Option(help="canonical events as JSON lines; - for stdin", allow_dash=True)],
-    policy: Annotated[Path | None, typer.Option(help="policy file (default: BILLWISE_POLICY or shipped)")] = None,
+    events: Annotated[
+        Path, typer.Option(help="canonical events as JSON lines; - for stdin", allow_dash=True)
+    ],
+    policy: Annotated[
+        Path | None, typer.Option(help="policy file (default: BILLWISE_POLICY or shipped)")
+    ] = None,
 ) -> None:
     """Run the decision core offline and print every output as one JSON object a line."""
     from rules.policy import load_policy
@@ -67,7 +73,9 @@ def decide(
 
 @app.command()
 def demo(
-    events: Annotated[Path | None, typer.Option(help="events to stream (default: the shipped sample)")] = None,
+    events: Annotated[
+        Path | None, typer.Option(help="events to stream (default: the shipped sample)")
+    ] = None,
 ) -> None:
     """Embedded broker + worker + a sample practice's events; prints the resulting actions."""
     from streams.demo import run_demo
@@ -76,7 +84,9 @@ def demo(
 
 
 @schema_app.command("export")
-def schema_export(check: Annotated[bool, typer.Option(help="fail if schemas/json/ is stale")] = False) -> None:
+def schema_export(
+    check: Annotated[bool, typer.Option(help="fail if schemas/json/ is stale")] = False,
+) -> None:
     """Write (or check) the JSON Schemas under schemas/json/."""
     from schemas.export import SCHEMA_DIR, drift, export
 

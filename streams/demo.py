@@ -13,6 +13,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -47,7 +48,7 @@ def run_demo(events_path: Path | None = None, console: Console | None = None) ->
     console = console or Console()
     settings = StreamSettings()
     lines = (events_path or SAMPLE_EVENTS).read_bytes().splitlines()
-    events: list[dict | bytes] = []  # type: ignore[type-arg]
+    events: list[dict[str, Any] | bytes] = []
     for line in lines:
         try:
             events.append(json.loads(line))

@@ -96,6 +96,8 @@ def _count(decision: Decision, event_type: str) -> None:
     metrics.EVENTS_IN.labels(type=event_type).inc()
     for output in decision.outputs:
         if isinstance(output.value, Action):
-            metrics.DECISIONS.labels(kind=output.value.kind, channel=output.value.channel, route=output.topic).inc()
+            metrics.DECISIONS.labels(
+                kind=output.value.kind, channel=output.value.channel, route=output.topic
+            ).inc()
         elif isinstance(output.value, AuditRecord) and output.value.kind == "suppressed":
             metrics.SUPPRESSIONS.labels(gate=str(output.value.details.get("gate"))).inc()

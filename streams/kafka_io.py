@@ -59,7 +59,9 @@ async def read_topics(
     Stops when ``until`` records have been read, or after ``idle_timeout_s`` without a new record
     once the current end offsets have been reached, or after ``overall_timeout_s``.
     """
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+    )
     await consumer.start()
     records: list[Record] = []
     try:
@@ -73,7 +75,9 @@ async def read_topics(
                 for message in messages:
                     key = message.key.decode() if message.key else None
                     records.append(
-                        Record(message.topic, message.partition, message.offset, key, json.loads(message.value))
+                        Record(
+                            message.topic, message.partition, message.offset, key, json.loads(message.value)
+                        )
                     )
             if batch:
                 last_seen = time.monotonic()

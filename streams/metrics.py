@@ -9,8 +9,12 @@ from prometheus_client import Counter, Histogram
 
 EVENTS_IN = Counter("billwise_events_total", "Canonical events accepted, by event type", ["type"])
 DUPLICATES = Counter("billwise_duplicate_events_total", "Redelivered events applied once and skipped")
-DEAD_LETTERS = Counter("billwise_dead_letters_total", "Inputs sent to the dead-letter topic, by reason", ["reason"])
-DECISIONS = Counter("billwise_decisions_total", "Actions decided, by kind, channel and route", ["kind", "channel", "route"])
+DEAD_LETTERS = Counter(
+    "billwise_dead_letters_total", "Inputs sent to the dead-letter topic, by reason", ["reason"]
+)
+DECISIONS = Counter(
+    "billwise_decisions_total", "Actions decided, by kind, channel and route", ["kind", "channel", "route"]
+)
 SUPPRESSIONS = Counter("billwise_suppressions_total", "Candidate actions suppressed, by gate", ["gate"])
 DECISION_SECONDS = Histogram(
     "billwise_decision_duration_seconds",

@@ -34,7 +34,12 @@ def decide_lines(lines: Iterable[bytes], policy: Policy, topic: str = OFFLINE_TO
             continue
         key = _account_key(line)
         record = InputRecord(
-            topic=topic, partition=0, offset=offset, key=key, value=line.rstrip(b"\r\n"), received_at=datetime.now(UTC)
+            topic=topic,
+            partition=0,
+            offset=offset,
+            key=key,
+            value=line.rstrip(b"\r\n"),
+            received_at=datetime.now(UTC),
         )
         result = ingest(record, states.get(key.decode()) if key else None, policy)
         if result.state is not None:

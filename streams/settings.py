@@ -17,7 +17,9 @@ class StreamSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="BILLWISE_", extra="ignore")
 
     kafka_bootstrap_servers: str = Field(
-        default="127.0.0.1:9092", validation_alias="KAFKA_BOOTSTRAP_SERVERS", description="host:port[,host:port]"
+        default="127.0.0.1:9092",
+        validation_alias="KAFKA_BOOTSTRAP_SERVERS",
+        description="host:port[,host:port]",
     )
     topic_prefix: str = "billing"
     policy: Path | None = None

@@ -45,7 +45,9 @@ def _outputs(engine: RunningEngine, expected: int) -> list[Record]:
 
 
 @pytest.mark.smoke
-def test_events_become_actions_and_audit_records_and_bad_input_is_dead_lettered(engine: RunningEngine) -> None:
+def test_events_become_actions_and_audit_records_and_bad_input_is_dead_lettered(
+    engine: RunningEngine,
+) -> None:
     events = _sample()
     statement = next(e for e in events if e["type"] == "billing.statement.generated")
     late_statement = json.loads(json.dumps(statement))
@@ -60,11 +62,15 @@ def test_events_become_actions_and_audit_records_and_bad_input_is_dead_lettered(
     records = _outputs(engine, expected=len(offline))
 
     def actions(items: list[tuple[str, dict]]) -> dict[str, dict]:
-        return {value["action_id"]: value for topic, value in items if topic.endswith((".actions", ".review"))}
+        return {
+            value["action_id"]: value for topic, value in items if topic.endswith((".actions", ".review"))
+        }
 
     streamed = [(r.topic, r.value) for r in records]
     assert actions(streamed) == actions([(o["topic"], o["value"]) for o in offline])
-    assert len(actions(streamed)) == sum(1 for topic, _ in streamed if topic.endswith((".actions", ".review")))
+    assert len(actions(streamed)) == sum(
+        1 for topic, _ in streamed if topic.endswith((".actions", ".review"))
+    )
 
     # The redelivered statement yields no second action; the one after the poison pill is decided.
     triggers = [value["trigger"]["event_id"] for value in actions(streamed).values()]
