@@ -26,7 +26,7 @@ from streams.settings import StreamSettings
 OUTPUT_TOPICS = ("actions", "review", "audit", "dlq")
 
 
-def _raw_schema() -> faust.Schema:
+def raw_schema() -> faust.Schema:
     """Bytes in, bytes out: JSON is validated by the contract models, not by Faust codecs.
 
     A new object each time: Faust updates a schema in place with a table's or topic's own defaults.
@@ -82,7 +82,7 @@ class Engine:
 
     def _topic(self, name: str) -> faust.TopicT:
         return self.app.topic(
-            self.settings.topic(name), schema=_raw_schema(), partitions=self.settings.partitions
+            self.settings.topic(name), schema=raw_schema(), partitions=self.settings.partitions
         )
 
     async def _ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:

@@ -16,8 +16,10 @@ app = typer.Typer(
 )
 schema_app = typer.Typer(no_args_is_help=True, help="The contract's JSON Schemas.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
+llm_app = typer.Typer(no_args_is_help=True, help="The self-hosted language model (vLLM, GPU hosts).")
 app.add_typer(schema_app, name="schema")
 app.add_typer(audit_app, name="audit")
+app.add_typer(llm_app, name="llm")
 
 
 @app.command()
@@ -81,6 +83,85 @@ def demo(
     from streams.demo import run_demo
 
     raise typer.Exit(run_demo(events))
+
+
+@app.command()
+def bench(
+    json_output: Annotated[bool, typer.Option("--json", help="print one JSON object")] = False,
+    events: Annotated[int, typer.Option(help="simulated events per throughput run")] = 20_000,
+    broker: Annotated[
+        BrokerEngine, typer.Option(help="broker to start when KAFKA_BOOTSTRAP_SERVERS is unset")
+    ] = (BrokerEngine.TANSU),
+    latency_rate: Annotated[int, typer.Option(help="events per second for the latency run")] = 1_000,
+) -> None:
+    """Throughput and latency against baselines measured in the same run."""
+    from streams.bench import BenchConfig, run_bench
+
+    result = run_bench(BenchConfig(events=events, broker=broker, latency_rate=latency_rate))
+    if json_output:
+        typer.echo(json.dumps(result))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"billwise bench on {result['broker']} ({result['events']} simulated events)")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for key, value in result.items():
+        if key not in ("config", "broker", "events"):
+            table.add_row(key, str(value))
+    Console().print(table)
+
+
+@app.command()
+def adapt(
+    platform: Annotated[str, typer.Argument(help="drchrono, tebra, advancedmd, carecloud, fhir or x12-835")],
+    file: Annotated[Path, typer.Argument(help="a native payload file", exists=True, dir_okay=False)],
+) -> None:
+    """Map a platform payload file to canonical events, printed as JSON lines (CloudEvents)."""
+    from schemas.adapters import PLATFORMS, AdapterError, adapt as adapt_payload
+
+    if platform not in PLATFORMS:
+        typer.echo(f"unknown platform {platform!r}; one of: {', '.join(PLATFORMS)}", err=True)
+        raise typer.Exit(2)
+    try:
+        events = adapt_payload(platform, file.read_bytes(), source=f"{platform}/{file.name}")
+    except AdapterError as exc:
+        where = f" at {exc.path}" if exc.path else ""
+        typer.echo(f"cannot map {file}{where}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    for event in events:
+        sys.stdout.write(event.model_dump_json(exclude_none=True) + "\n")
+
+
+@app.command()
+def evaluate(
+    events: Annotated[int, typer.Option(help="simulated events to validate on")] = 20_000,
+    seed: Annotated[int, typer.Option(help="simulator seed")] = 7,
+) -> None:
+    """Model quality on the simulator against the oracle, as JSON."""
+    from models.evaluate import evaluate as evaluate_models
+
+    typer.echo(json.dumps(evaluate_models(events=events, seed=seed)))
+
+
+@llm_app.command("serve")
+def llm_serve(
+    model: Annotated[str, typer.Option(help="Hugging Face model id (a small instruct model)")] = (
+        "Qwen/Qwen2.5-1.5B-Instruct"
+    ),
+    host: Annotated[str, typer.Option(help="bind address")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port of the OpenAI-compatible API")] = 8000,
+    max_model_len: Annotated[int, typer.Option(help="context length")] = 4096,
+    backend: Annotated[
+        str, typer.Option(help="structured-output backend: auto, xgrammar, guidance")
+    ] = "xgrammar",
+) -> None:
+    """Start vLLM's OpenAI-compatible server with the settings drafting needs (needs vllm and a GPU)."""
+    from inference.serve import build_vllm_command, run_vllm
+
+    command = build_vllm_command(model, port, max_model_len, host=host, structured_output_backend=backend)
+    raise typer.Exit(run_vllm(command))
 
 
 @schema_app.command("export")

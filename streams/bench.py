@@ -1,0 +1,303 @@
+"""``billwise bench``: the engine's throughput and latency through a real broker, against baselines.
+
+Every figure is measured in the same run, on the same broker, over the same events (the patient
+simulator's), so the ratios mean something on any machine:
+
+- ``aiokafka_consume_events_per_s``: a raw aiokafka consumer group reading the events (the ceiling);
+- ``faust_consume_only_events_per_s``: a Faust agent that reads every event and does nothing;
+- ``engine_events_per_s``: the Billwise worker (validate, de-duplicate, state, decide, draft, write);
+- ``two_workers_events_per_s``: two worker processes sharing the partitions;
+- ``p50_ms`` / ``p99_ms``: event-to-output latency at a steady ``latency_rate`` events per second.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
+from datetime import timedelta
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from models.simulator import DEFAULT_START, Practice
+from streams.brokers import BrokerEngine, free_port, start_broker
+from streams.settings import StreamSettings
+from streams.topics import ensure_topics
+from streams.worker_process import WorkerProcess, start_worker
+
+PROCESSED_METRICS = (
+    "billwise_events_total",
+    "billwise_duplicate_events_total",
+    "billwise_dead_letters_total",
+)
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    events: int = 20_000
+    partitions: int = 4
+    latency_rate: int = 1_000
+    latency_seconds: float = 5.0
+    broker: BrokerEngine = BrokerEngine.TANSU
+    seed: int = 7
+
+
+@dataclass
+class _Run:
+    """One benchmark run's broker, scratch folder and topic prefix."""
+
+    bootstrap: str
+    broker: str
+    scratch: Path
+    settings: StreamSettings
+
+    def env(self, app_id: str) -> dict[str, str]:
+        return {
+            "BILLWISE_TOPIC_PREFIX": self.settings.topic_prefix,
+            "BILLWISE_PARTITIONS": str(self.settings.partitions),
+            "BILLWISE_APP_ID": app_id,
+            "BILLWISE_DATA_DIR": str(self.scratch / app_id),
+        }
+
+
+def simulated_events(count: int, seed: int) -> list[tuple[bytes, bytes]]:
+    """``count`` simulator events as (key, value) bytes, keyed by account as the contract says."""
+    practice = Practice(seed=seed, patients=max(50, count // 12), days=180)
+    return [
+        (event["data"]["account_id"].encode(), json.dumps(event).encode())
+        for event in islice(practice.events(), count)
+    ]
+
+
+async def _produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes]]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, max_batch_size=262_144)
+    await producer.start()
+    try:
+        futures = [await producer.send(topic, key=key, value=value) for key, value in records]
+        await asyncio.gather(*futures)
+    finally:
+        await producer.stop()
+
+
+async def _aiokafka_consume(bootstrap: str, topic: str, expected: int) -> float:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=f"bench-raw-{uuid.uuid4().hex[:6]}",
+        auto_offset_reset="earliest",
+    )
+    await consumer.start()
+    seen, first = 0, 0.0
+    try:
+        while seen < expected:
+            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            count = sum(len(messages) for messages in batch.values())
+            if count and not first:
+                first = time.monotonic()
+            seen += count
+        return expected / (time.monotonic() - first)
+    finally:
+        await consumer.stop()
+
+
+def _faust_consume_only(run: _Run, expected: int) -> float:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": run.bootstrap,
+        **run.env(f"bench-faust-{uuid.uuid4().hex[:6]}"),
+    }
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streams.bench_faust", str(expected)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        if not line:
+            raise RuntimeError("the Faust consume-only baseline exited without a result")
+        result = json.loads(line)
+        return float(result["events"] / (result["last"] - result["first"]))
+    finally:
+        process.terminate()
+        process.wait(15)
+
+
+def processed(worker: WorkerProcess) -> int:
+    """Input records the worker has finished with, read from its ``/metrics``."""
+    text = httpx.get(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).text
+    total = 0.0
+    for line in text.splitlines():
+        name = line.split("{", 1)[0].split(" ", 1)[0]
+        if name in PROCESSED_METRICS:
+            total += float(line.rsplit(" ", 1)[1])
+    return int(total)
+
+
+def _engine_rate(workers: list[WorkerProcess], expected: int, timeout_s: float = 600) -> float:
+    """Events per second from the first processed record to the last, polling ``/metrics``."""
+    started = time.monotonic()
+    first = 0.0
+    while time.monotonic() - started < timeout_s:
+        done = sum(processed(worker) for worker in workers)
+        now = time.monotonic()
+        if done and not first:
+            first = now
+        if done >= expected:
+            return expected / max(now - first, 1e-3)
+        time.sleep(0.05)
+    raise TimeoutError(f"the engine processed fewer than {expected} events in {timeout_s:.0f} s")
+
+
+async def _latency(run: _Run, accounts: list[str], rate: int, seconds: float) -> list[float]:
+    """Send statements at ``rate``/s; latency is send to first output record for that event."""
+    topics = [run.settings.topic(name) for name in ("actions", "review", "audit")]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=run.bootstrap, auto_offset_reset="latest")
+    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=0)
+    await consumer.start()
+    await producer.start()
+    sent: dict[str, float] = {}
+    latencies: dict[str, float] = {}
+
+    async def collect() -> None:
+        while True:
+            batch = await consumer.getmany(timeout_ms=100)
+            now = time.monotonic()
+            for messages in batch.values():
+                for message in messages:
+                    value = json.loads(message.value)
+                    event_id = (value.get("trigger") or {}).get("event_id") or value.get("event_id")
+                    if event_id in sent and event_id not in latencies:
+                        latencies[event_id] = now - sent[event_id]
+
+    collector = asyncio.create_task(collect())
+    try:
+        await asyncio.sleep(1.0)  # let the consumer take its positions at the end of each topic
+        tick = 0.01
+        per_tick = max(1, int(rate * tick))
+        total = int(rate * seconds)
+        started = time.monotonic()
+        for index in range(total):
+            account = accounts[index % len(accounts)]
+            event = _statement(account, index)
+            sent[event["id"]] = time.monotonic()
+            await producer.send(
+                run.settings.topic("events"), key=account.encode(), value=json.dumps(event).encode()
+            )
+            if index % per_tick == per_tick - 1:
+                await asyncio.sleep(max(0.0, started + (index + 1) / rate - time.monotonic()))
+        deadline = time.monotonic() + 30
+        while len(latencies) < len(sent) and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+    finally:
+        collector.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await collector
+        await producer.stop()
+        await consumer.stop()
+    return [latency * 1000 for latency in latencies.values()]
+
+
+def _statement(account: str, index: int) -> dict[str, Any]:
+    """A statement for an account the simulator created, dated after its events."""
+    when = DEFAULT_START + timedelta(days=200, seconds=index)
+    return {
+        "specversion": "1.0",
+        "id": f"bench-latency-{index}",
+        "source": "bench",
+        "type": "billing.statement.generated",
+        "time": when.isoformat().replace("+00:00", "Z"),
+        "data": {
+            "account_id": account,
+            "patient_id": f"PT-{account}",
+            "practice_id": "bench",
+            "statement_id": f"bench-stm-{index}",
+            "statement_date": when.date().isoformat(),
+            "due_date": (when + timedelta(days=30)).date().isoformat(),
+            "balance_due": "135.00",
+        },
+    }
+
+
+@contextlib.contextmanager
+def _broker(config: BenchConfig, scratch: Path) -> Iterator[tuple[str, str]]:
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if external:
+        yield external, "external"
+        return
+    with start_broker(config.broker, free_port(), data_dir=scratch / "broker") as broker:
+        yield broker.bootstrap_servers, str(config.broker)
+
+
+def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
+    """Run every measurement and return the figures and ratios (``billwise bench --json``)."""
+    records = simulated_events(config.events, config.seed)
+    accounts = sorted({key.decode() for key, _ in records})
+    with (
+        tempfile.TemporaryDirectory(prefix="billwise-bench-") as folder,
+        _broker(config, Path(folder)) as (
+            bootstrap,
+            broker,
+        ),
+    ):
+        prefix = f"bench{uuid.uuid4().hex[:6]}"
+        settings = StreamSettings(
+            kafka_bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=config.partitions
+        )
+        run = _Run(bootstrap, broker, Path(folder), settings)
+        asyncio.run(ensure_topics(settings))
+        asyncio.run(_produce(bootstrap, settings.topic("events"), records))
+
+        raw = asyncio.run(_aiokafka_consume(bootstrap, settings.topic("events"), len(records)))
+        faust_only = _faust_consume_only(run, len(records))
+
+        log = Path(folder) / "engine.log"
+        with start_worker(bootstrap, free_port(), log_path=log, env=run.env("bench-engine")) as worker:
+            engine = _engine_rate([worker], len(records))
+            latencies = asyncio.run(_latency(run, accounts, config.latency_rate, config.latency_seconds))
+
+        two = [
+            start_worker(
+                bootstrap, free_port(), log_path=Path(folder) / f"w{n}.log", env=run.env("bench-two")
+            )
+            for n in range(2)
+        ]
+        try:
+            two_rate = _engine_rate(two, len(records))
+        finally:
+            for worker in two:
+                worker.stop()
+
+    quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
+    return {
+        "broker": broker,
+        "config": {**asdict(config), "broker": str(config.broker)},
+        "events": len(records),
+        "engine_events_per_s": round(engine, 1),
+        "faust_consume_only_events_per_s": round(faust_only, 1),
+        "aiokafka_consume_events_per_s": round(raw, 1),
+        "two_workers_events_per_s": round(two_rate, 1),
+        "p50_ms": round(quantiles[49], 2),
+        "p99_ms": round(quantiles[98], 2),
+        "latency_samples": len(latencies),
+        "latency_rate_events_per_s": config.latency_rate,
+        "engine_vs_faust_consume_only": round(engine / faust_only, 3),
+        "engine_vs_aiokafka_consume": round(engine / raw, 3),
+        "two_workers_vs_one": round(two_rate / engine, 3),
+    }
