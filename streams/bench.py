@@ -174,6 +174,8 @@ async def _latency(run: _Run, accounts: list[str], rate: int, seconds: float) ->
     await producer.start()
     sent: dict[str, float] = {}
     latencies: dict[str, float] = {}
+    total = int(rate * seconds)
+    all_answered = asyncio.Event()
 
     async def collect() -> None:
         while True:
@@ -185,13 +187,14 @@ async def _latency(run: _Run, accounts: list[str], rate: int, seconds: float) ->
                     event_id = (value.get("trigger") or {}).get("event_id") or value.get("event_id")
                     if event_id in sent and event_id not in latencies:
                         latencies[event_id] = now - sent[event_id]
+            if len(latencies) == total:
+                all_answered.set()
 
     collector = asyncio.create_task(collect())
     try:
         await asyncio.sleep(1.0)  # let the consumer take its positions at the end of each topic
         tick = 0.01
         per_tick = max(1, int(rate * tick))
-        total = int(rate * seconds)
         started = time.monotonic()
         for index in range(total):
             account = accounts[index % len(accounts)]
@@ -202,9 +205,8 @@ async def _latency(run: _Run, accounts: list[str], rate: int, seconds: float) ->
             )
             if index % per_tick == per_tick - 1:
                 await asyncio.sleep(max(0.0, started + (index + 1) / rate - time.monotonic()))
-        deadline = time.monotonic() + 30
-        while len(latencies) < len(sent) and time.monotonic() < deadline:
-            await asyncio.sleep(0.1)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(all_answered.wait(), 30)
     finally:
         collector.cancel()
         with contextlib.suppress(asyncio.CancelledError):

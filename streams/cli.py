@@ -119,7 +119,8 @@ def adapt(
     file: Annotated[Path, typer.Argument(help="a native payload file", exists=True, dir_okay=False)],
 ) -> None:
     """Map a platform payload file to canonical events, printed as JSON lines (CloudEvents)."""
-    from schemas.adapters import PLATFORMS, AdapterError, adapt as adapt_payload
+    from schemas.adapters import PLATFORMS, AdapterError
+    from schemas.adapters import adapt as adapt_payload
 
     if platform not in PLATFORMS:
         typer.echo(f"unknown platform {platform!r}; one of: {', '.join(PLATFORMS)}", err=True)
