@@ -22,6 +22,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from rules.policy import Policy, load_policy
 from streams.ingest import InputRecord, ingest
 from streams.settings import StreamSettings
+from streams.web import install_web
 
 OUTPUT_TOPICS = ("actions", "review", "audit", "dlq")
 
@@ -47,9 +48,10 @@ def faust_settings(settings: StreamSettings) -> dict[str, Any]:
         # Faust's own /table and router views would serve account data without authentication.
         "web_tables_enabled": False,
         "web_router_enabled": False,
-        # Join fast: Tansu's coordinator waits out the whole rebalance timeout before a join completes.
+        # Join fast: Tansu's coordinator completes a join after about half the session timeout, so use
+        # the smallest session Apache Kafka accepts by default (group.min.session.timeout.ms = 6 s).
         "broker_rebalance_timeout": 5.0,
-        "broker_session_timeout": 10.0,
+        "broker_session_timeout": 6.0,
         "broker_heartbeat_interval": 1.0,
         "broker_commit_interval": 1.0,
         "table_standby_replicas": 0,
@@ -79,6 +81,7 @@ class Engine:
         self.app.agent(self.events_topic, name="ingest", concurrency=1)(self._ingest)
         self.app.page("/health")(self._health_view())
         self.app.page("/metrics")(_MetricsView)
+        install_web(self)
 
     def _topic(self, name: str) -> faust.TopicT:
         return self.app.topic(
