@@ -6,10 +6,13 @@ worker and the offline CLI fold the same events into the same state.
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from functools import singledispatch
 from typing import Any
 
 from rules.state import (
+    CONTACT_MEMORY_DAYS,
+    MAX_BLOCKED_NUMBERS,
     MAX_CLAIMS,
     MAX_CONTACTS,
     MAX_PAYMENTS,
@@ -103,7 +106,10 @@ def _(data: PaymentPosted, state: AccountState) -> dict[str, Any]:
     if any(payment.payment_id == data.payment_id for payment in state.payments):
         return {}
     payment = PaymentFact(
-        payment_id=data.payment_id, amount=data.amount, at=data.posted_at, expected_amount=data.expected_amount
+        payment_id=data.payment_id,
+        amount=data.amount,
+        at=data.posted_at,
+        expected_amount=data.expected_amount,
     )
     return {
         "payments": bounded([*state.payments, payment], MAX_PAYMENTS),
@@ -129,7 +135,10 @@ def _(data: PaymentPlanUpdated, state: AccountState) -> dict[str, Any]:
 def _(data: AccountUpdated, state: AccountState) -> dict[str, Any]:
     return {
         "balance": data.balance,
-        "oldest_unpaid_service_date": data.oldest_unpaid_service_date,
+        # An update that leaves the date out keeps the known one while money is still owed.
+        "oldest_unpaid_service_date": data.oldest_unpaid_service_date
+        if data.oldest_unpaid_service_date is not None or data.balance <= 0
+        else state.oldest_unpaid_service_date,
         "account_status": data.status,
         "self_pay": data.self_pay,
         "first_statement_date": data.first_statement_date or state.first_statement_date,
@@ -156,17 +165,45 @@ def _(data: AssistanceUpdated, state: AccountState) -> dict[str, Any]:
 
 @_changes.register
 def _(data: CommunicationLogged, state: AccountState) -> dict[str, Any]:
+    # Outbound contacts count towards the frequency windows; an inbound conversation starts the call
+    # pause without counting as a call (Reg F 1006.14(b)(2)(ii)). Other inbound words (opt-out replies)
+    # are read by `rules.optout`, which needs the policy's keywords.
     if data.direction != "outbound" and data.outcome != "conversation":
         return {}
-    contact = ContactFact(at=data.at, channel=data.channel, outcome=data.outcome)
-    return {"contacts": bounded([*state.contacts, contact], MAX_CONTACTS)}
+    contact = ContactFact(
+        at=data.at,
+        channel=data.channel,
+        direction=data.direction,
+        outcome=data.outcome,
+        action_id=data.action_id,
+    )
+    # The sender's log replaces the contact the engine planned for the same action.
+    kept = [c for c in state.contacts if not (c.planned and data.action_id and c.action_id == data.action_id)]
+    return {"contacts": recent_contacts([*kept, contact], data.at)}
 
 
 @_changes.register
 def _(data: ConsentUpdated, state: AccountState) -> dict[str, Any]:
-    if state.patient is None:
-        return {}
-    channels = ("email", "sms", "autodialed_calls") if data.channel == "all" else (data.channel,)
-    names = {"phone": "autodialed_calls"}
-    consent = state.patient.consent.model_copy(update={names.get(c, c): data.granted for c in channels})
-    return {"patient": state.patient.model_copy(update={"consent": consent})}
+    channels = ("email", "sms", "phone") if data.channel == "all" else (data.channel,)
+    update: dict[str, Any] = {}
+    if state.patient is not None:
+        names = {"phone": "autodialed_calls"}
+        consent = state.patient.consent.model_copy(update={names.get(c, c): data.granted for c in channels})
+        update["patient"] = state.patient.model_copy(update={"consent": consent})
+    for channel in channels:
+        if channel == "phone" and data.address:
+            # "Stop calling my work phone" blocks that number only (Reg F 1006.14(h)).
+            others = [n for n in state.blocked_numbers if n != data.address]
+            blocked = others if data.granted else [*others, data.address]
+            update["blocked_numbers"] = bounded(blocked, MAX_BLOCKED_NUMBERS)
+            continue
+        field = {"sms": "sms_revoked_at", "email": "email_revoked_at", "phone": "calls_revoked_at"}[channel]
+        # SMS consent is revoked for every number at once (the engine's revoke-all default, T-08).
+        update[field] = None if data.granted else data.at
+    return update
+
+
+def recent_contacts(contacts: list[ContactFact], now: datetime) -> list[ContactFact]:
+    """Contacts young enough to matter for a frequency window, newest last, bounded."""
+    horizon = now - timedelta(days=CONTACT_MEMORY_DAYS)
+    return bounded([c for c in contacts if c.at >= horizon], MAX_CONTACTS)

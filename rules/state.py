@@ -1,22 +1,27 @@
 """Per-account state: what the engine knows about one account, folded from its events.
 
 `AccountState` is kept in the Faust table (keyed by ``account_id``) and passed to the pure decision
-core. Every list in it is bounded, so the state of a long-lived account does not grow without limit.
+core. Every list and map in it is bounded, so the state of a long-lived account does not grow without
+limit (see the ``MAX_*`` constants; a full state with every bound reached is about 60 KB of JSON, a
+typical one 3-8 KB).
 """
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
+from rules.candidate import Candidate
+from schemas.actions import Action
 from schemas.audit import GENESIS_HASH
 from schemas.common import Money
 from schemas.events import PatientUpdated
 
 ZERO = Decimal("0")
+T = TypeVar("T")
 
 MAX_SEEN_EVENTS = 512
 """De-duplication memory per account: redeliveries arrive close together, so the last 512 suffice."""
@@ -24,6 +29,13 @@ MAX_HISTORY = 50
 MAX_PAYMENTS = 20
 MAX_CLAIMS = 20
 MAX_CONTACTS = 100
+"""Frequency windows look back at most a month; 100 contacts cover far more than that."""
+CONTACT_MEMORY_DAYS = 35
+MAX_HELD = 16
+"""Held actions wait for a reviewer; one per slot, and slots are few (8 kinds, a few staff purposes)."""
+MAX_SLOTS = 24
+MAX_REVIEWED = 64
+MAX_BLOCKED_NUMBERS = 10
 
 
 class StateModel(BaseModel):
@@ -70,24 +82,55 @@ class PlanFact(StateModel):
     balance_remaining: Money
 
 
-class OpenAction(StateModel):
-    """A patient-facing action not yet finished: at most one per kind (a newer one supersedes it)."""
+class SlotRecord(StateModel):
+    """The latest action (or suppression) of one slot: at most one open action per slot and account.
 
+    ``state``: ``released`` (with senders), ``held`` (waiting for review), ``suppressed`` (a gate
+    stopped it), ``cancelled`` (stopped after release or while held), ``rejected`` (by a reviewer).
+    """
+
+    slot: str
     action_id: str
     kind: str
-    channel: str
-    state: Literal["released", "held"]
+    channel: str | None = None
+    state: Literal["released", "held", "suppressed", "cancelled", "rejected"]
     created_at: datetime
+    not_before: datetime | None = None
     expires_at: datetime
+    fingerprint: str
     trigger_event_id: str
+    audience: str = "patient"
+    gate: str | None = None
+    suppressed_key: str | None = None
+    """The last suppression audited for this slot (fingerprint and gate): the same one is not repeated."""
+
+    def is_open(self, now: datetime) -> bool:
+        return self.state in ("released", "held") and now < self.expires_at
 
 
 class ContactFact(StateModel):
-    """An outbound contact (or a conversation) that counts towards the frequency windows."""
+    """A contact that counts towards the frequency windows: logged, or planned by a released action.
+
+    A planned contact (``planned``) sits at the action's ``not_before``; when the sender logs the
+    communication with the same ``action_id``, the logged one replaces it.
+    """
 
     at: datetime
     channel: str
-    outcome: str = "sent"
+    direction: Literal["outbound", "inbound"] = "outbound"
+    outcome: str = "planned"
+    action_id: str | None = None
+    planned: bool = False
+
+
+class HeldAction(StateModel):
+    """An action waiting in ``billing.review``, with what approval needs to re-run every gate."""
+
+    action: Action
+    candidate: Candidate
+    slot: str
+    approver_roles: list[str]
+    trigger_type: str
 
 
 class DecisionSummary(StateModel):
@@ -124,10 +167,21 @@ class AccountState(StateModel):
     payments: list[PaymentFact] = []
     claims: list[ClaimFact] = []
     contacts: list[ContactFact] = []
-    open_actions: dict[str, OpenAction] = {}
+    slots: dict[str, SlotRecord] = {}
+    held: dict[str, HeldAction] = {}
+    reviewed: list[str] = []
+    """Action ids a reviewer has decided on: a redelivered review decision changes nothing."""
     history: list[DecisionSummary] = []
     seen_events: list[str] = []
     validation_notice_sent: bool = False
+    sms_revoked_at: datetime | None = None
+    """An opt-out (STOP) revokes SMS everywhere until an explicit ``consent.updated`` grants it again;
+    a later ``patient.updated`` echoing an old consent does not undo it."""
+    email_revoked_at: datetime | None = None
+    calls_revoked_at: datetime | None = None
+    blocked_numbers: list[str] = []
+    """Numbers the patient asked not to be called on ("stop calling my work phone")."""
+    last_scan_day: date | None = None
     audit_head: str = GENESIS_HASH
     audit_seq: int = 0
     last_event_at: datetime | None = None
@@ -144,6 +198,10 @@ class AccountState(StateModel):
         return dedup_key in self.seen_events
 
 
-def bounded(items: list, limit: int) -> list:  # type: ignore[type-arg]
-    """The last ``limit`` items: state lists keep the newest entries."""
+def bounded(items: list[T], limit: int) -> list[T]:
+    """The last ``limit`` items: state lists keep the newest entries.
+
+    >>> bounded([1, 2, 3], 2)
+    [2, 3]
+    """
     return items[-limit:] if len(items) > limit else items

@@ -1,0 +1,102 @@
+"""What one decision knows besides the state: the time, the scores, the patient's zones, the contacts.
+
+Built once per decision (`Context.build`) and refreshed when the decision plans a new contact
+(`Context.with_state`), so the second candidate of an event sees the first one's planned contact.
+
+>>> from datetime import datetime, UTC
+>>> from rules.policy import load_policy
+>>> from rules.state import AccountState
+>>> ctx = Context.build(AccountState.new("A", "P", "X"), load_policy(), datetime(2026, 3, 16, tzinfo=UTC))
+>>> ctx.scoring.propensity, ctx.scoring.source, ctx.zones
+(0.5, 'prior', ('America/New_York',))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+
+from rules.engine import DEFAULT_BACKEND, Backend, Engines, engines_for
+from rules.frequency import Ledger
+from rules.policy import Policy
+from rules.schedule import local_day
+from rules.state import AccountState, ContactFact
+from rules.zones import candidate_zones, reference_zone
+from schemas.actions import Scores
+
+
+@dataclass(frozen=True)
+class Scoring:
+    """The scores a decision uses: the model's when given, else the policy's documented priors."""
+
+    propensity: float
+    bad_debt_risk: float
+    model_version: str | None
+    source: str
+
+    @classmethod
+    def of(cls, scores: Scores | None, policy: Policy) -> Scoring:
+        prior = policy.scores
+        if scores is None:
+            return cls(prior.prior_propensity, prior.prior_bad_debt_risk, None, "prior")
+        return cls(
+            scores.propensity_to_pay if scores.propensity_to_pay is not None else prior.prior_propensity,
+            scores.bad_debt_risk if scores.bad_debt_risk is not None else prior.prior_bad_debt_risk,
+            scores.model_version,
+            "model" if scores.propensity_to_pay is not None else "prior",
+        )
+
+    def as_scores(self) -> Scores:
+        return Scores(
+            propensity_to_pay=self.propensity,
+            bad_debt_risk=self.bad_debt_risk,
+            model_version=self.model_version,
+        )
+
+
+@dataclass(frozen=True)
+class Context:
+    state: AccountState
+    policy: Policy
+    now: datetime
+    scoring: Scoring
+    zones: tuple[str, ...]
+    reference: str
+    ledger: Ledger
+    engines: Engines
+    person_contacts: tuple[ContactFact, ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        state: AccountState,
+        policy: Policy,
+        now: datetime,
+        scores: Scores | None = None,
+        person_contacts: Sequence[ContactFact] = (),
+        backend: Backend = DEFAULT_BACKEND,
+    ) -> Context:
+        reference = reference_zone(state.patient, policy)
+        others = tuple(person_contacts)
+        return cls(
+            state=state,
+            policy=policy,
+            now=now,
+            scoring=Scoring.of(scores, policy),
+            zones=candidate_zones(state.patient, policy),
+            reference=reference,
+            ledger=Ledger.build([*state.contacts, *others], reference, policy),
+            engines=engines_for(policy, backend),
+            person_contacts=others,
+        )
+
+    def with_state(self, state: AccountState) -> Context:
+        """The same decision over a newer state (contacts planned meanwhile count from now on)."""
+        ledger = Ledger.build([*state.contacts, *self.person_contacts], self.reference, self.policy)
+        return replace(self, state=state, ledger=ledger)
+
+    @property
+    def today(self) -> date:
+        """The decision's calendar day in the scan zone: account ages are counted from it."""
+        return local_day(self.now, self.policy.scan.timezone)
