@@ -132,3 +132,99 @@ def assistance(
     return event(
         "billing.assistance.updated", time, status=status, household_size=household_size, annual_income=income
     )
+
+
+class Account:
+    """One account driven through the decision core, keeping its state and every output.
+
+    >>> acct = Account()
+    >>> _ = acct.send(patient("2026-03-16T13:00:00Z"))
+    >>> [a.kind for a in acct.send(account("2026-03-16T13:05:00Z", "450.00", "2026-01-05")).held]
+    ['payment_plan_offer']
+    """
+
+    def __init__(self, policy: Any = None, *, scores: Any = None) -> None:
+        from rules.policy import load_policy
+
+        self.policy = policy or load_policy()
+        self.scores = scores
+        self.state: Any = None
+        self.outputs: list[Any] = []
+
+    def _take(self, decision: Any) -> Step:
+        self.state = decision.state
+        self.outputs.extend(decision.outputs)
+        return Step(decision)
+
+    def send(self, *events: CanonicalEvent) -> Step:
+        """Decide each event in turn; the result holds the last event's outputs (all of them are kept)."""
+        from rules.decide import decide
+
+        step = None
+        for one in events:
+            step = self._take(decide(self.state, one, self.policy, scores=self.scores))
+        assert step is not None
+        return step
+
+    def scan(self, at: str) -> Step:
+        from datetime import datetime
+
+        from rules.decide import daily_scan
+
+        return self._take(daily_scan(self.state, self.policy, datetime.fromisoformat(at), scores=self.scores))
+
+    def review(self, action_id: str, decision: str, role: str, at: str, message: str | None = None) -> Step:
+        from datetime import datetime
+
+        from rules.review import review_decision
+        from schemas.inputs import ReviewDecision
+
+        reviewed = ReviewDecision(
+            action_id=action_id,
+            account_id=self.state.account_id,
+            decision=decision,
+            reviewer={"user_id": f"u-{role}", "role": role},
+            at=datetime.fromisoformat(at),
+            message=message,
+        )
+        return self._take(review_decision(self.state, reviewed, self.policy, reviewed.at, scores=self.scores))
+
+    @property
+    def released(self) -> list[Any]:
+        """Every action released so far (topic ``actions``)."""
+        return [o.value for o in self.outputs if o.topic == "actions"]
+
+
+class Step:
+    """The outputs of one decision, sorted by what they are."""
+
+    def __init__(self, decision: Any) -> None:
+        self.decision = decision
+        self.outputs = list(decision.outputs)
+
+    @property
+    def released(self) -> list[Any]:
+        return [o.value for o in self.outputs if o.topic == "actions"]
+
+    @property
+    def held(self) -> list[Any]:
+        return [o.value for o in self.outputs if o.topic == "review"]
+
+    @property
+    def actions(self) -> list[Any]:
+        return self.released + self.held
+
+    @property
+    def audits(self) -> list[Any]:
+        return [o.value for o in self.outputs if o.topic == "audit"]
+
+    def suppressed(self) -> dict[str, str]:
+        """Suppressed (or cancelled) kind or action id → the gate named."""
+        return {
+            str(a.details.get("kind") or a.action_id): str(a.details.get("gate"))
+            for a in self.audits
+            if a.kind == "suppressed"
+        }
+
+    def kinds(self) -> list[str]:
+        return [a.kind for a in self.actions]

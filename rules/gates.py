@@ -51,6 +51,8 @@ class GateVerdict:
     expires_at: datetime
     suppressed_by: str | None
     review_reasons: tuple[str, ...]
+    review_gates: dict[str, str]
+    """Which gate raised each review reason."""
     approver_roles: tuple[str, ...]
     disclosures: tuple[str, ...]
     rules: tuple[RuleOutcome, ...]
@@ -193,6 +195,7 @@ def evaluate_gates(
     outcomes: list[RuleOutcome] = []
     by_outcome: dict[str, list[str]] = {}
     review_reasons: list[str] = []
+    review_gates: dict[str, str] = {}
     for gate in compiled.gate_ids:
         specs = fired_by_gate.get(gate)
         if not specs:
@@ -203,6 +206,7 @@ def evaluate_gates(
             by_outcome.setdefault(spec.outcome, []).append(gate)
             if spec.outcome == "review" and spec.reason:
                 review_reasons.append(spec.reason)
+                review_gates.setdefault(spec.reason, gate)
 
     suppressed_by = next(iter(by_outcome.get("suppress", [])), None)
     if suppressed_by is None and schedule.not_before is None:
@@ -229,6 +233,7 @@ def evaluate_gates(
         expires_at=expires,
         suppressed_by=suppressed_by,
         review_reasons=tuple(dict.fromkeys(review_reasons)),
+        review_gates=review_gates,
         approver_roles=tuple(roles.restricted if "R-APPROVER" in fired else roles.default),
         disclosures=tuple(dict.fromkeys(disclosures)),
         rules=tuple(outcomes),

@@ -180,7 +180,13 @@ def _approve(session: Session, held: HeldAction, actor: Actor, decision: ReviewD
         session.update(
             slots={
                 **session.state.slots,
-                held.slot: record.model_copy(update={"state": "released", "not_before": out.not_before}),
+                held.slot: record.model_copy(
+                    update={
+                        "state": "released",
+                        "not_before": out.not_before,
+                        "reasons": list(out.review.reasons),
+                    }
+                ),
             }
         )
     session.after_release(out, held.candidate)

@@ -232,6 +232,7 @@ class Session:
                 fingerprint=candidate.fingerprint,
                 trigger_event_id=self.cause.event_id,
                 audience=candidate.audience,
+                reasons=list(action.review.reasons),
             )
         )
         if held:
@@ -274,8 +275,10 @@ class Session:
     def recheck_open(self) -> None:
         """Cancel open actions a gate now stops (a dispute, a cease letter, an opt-out ...).
 
-        Held actions are re-checked always; released ones only while their ``not_before`` is ahead
-        (a sender may still hold them). Each cancellation is an audit record naming the gate.
+        Held actions are re-checked always (new review reasons wait for the approval, which re-runs the
+        gates); released ones only while their ``not_before`` is ahead (a sender may still hold them), and
+        they are also stopped when they now need a review they did not have. Each cancellation is an
+        audit record naming the gate.
         """
         for record in list(self.state.slots.values()):
             if not record.is_open(self.now):
@@ -298,6 +301,12 @@ class Session:
             verdict = self.recheck(candidate, record.action_id, record.channel, record.expires_at)
             if verdict.outcome in ("suppress", "staff_task"):
                 self.cancel(record, verdict.suppressed_by or "G-CONSENT", verdict.gates_not_passed)
+                continue
+            new = [r for r in verdict.review_reasons if r not in record.reasons]
+            if record.state == "released" and new:
+                # Released without the review it now needs (e.g. a statement under a new dispute):
+                # stop it; the next trigger proposes it again, to review.
+                self.cancel(record, verdict.review_gates[new[0]], verdict.gates_not_passed, needs_review=new)
 
     def recheck(
         self, candidate: Candidate, action_id: str, channel: str | None, expires_at: datetime

@@ -100,6 +100,8 @@ class SlotRecord(StateModel):
     fingerprint: str
     trigger_event_id: str
     audience: str = "patient"
+    reasons: list[str] = []
+    """The review reasons the action was held or approved with (a released one is re-checked for new ones)."""
     gate: str | None = None
     suppressed_key: str | None = None
     """The last suppression audited for this slot (fingerprint and gate): the same one is not repeated."""
