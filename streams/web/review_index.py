@@ -30,13 +30,14 @@ import json
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from pydantic import ValidationError
 
 from schemas.actions import Action
@@ -300,7 +301,7 @@ class ReviewFeed:
         )
         await consumer.start()
         try:
-            partitions = await self._partitions(consumer)
+            partitions = await self._partitions()
             consumer.assign(partitions)
             await consumer.seek_to_beginning(*partitions)
             ends = await consumer.end_offsets(partitions)
@@ -335,14 +336,25 @@ class ReviewFeed:
             with contextlib.suppress(Exception):
                 await consumer.stop()
 
-    async def _partitions(self, consumer: AIOKafkaConsumer) -> list[TopicPartition]:
-        """Every partition of both topics, waiting for topics that do not exist yet."""
-        while True:
-            await consumer.topics()  # refreshes the cluster metadata
-            found: list[TopicPartition] = []
-            for topic in (self.review_topic, self.audit_topic):
-                numbers: Iterable[int] = consumer.partitions_for_topic(topic) or ()
-                found.extend(TopicPartition(topic, number) for number in sorted(numbers))
-            if {tp.topic for tp in found} == {self.review_topic, self.audit_topic}:
-                return found
-            await asyncio.sleep(self.retry_s)
+    async def _partitions(self) -> list[TopicPartition]:
+        """Every partition of both topics, waiting for topics that do not exist yet.
+
+        Asked of the admin client: an unsubscribed consumer's metadata does not cover these topics.
+        """
+        wanted = [self.review_topic, self.audit_topic]
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            while True:
+                described = await admin.describe_topics(wanted)
+                found = [
+                    TopicPartition(topic["topic"], partition["partition"])
+                    for topic in described
+                    if topic["error_code"] == 0
+                    for partition in topic["partitions"]
+                ]
+                if {tp.topic for tp in found} == set(wanted):
+                    return sorted(found)
+                await asyncio.sleep(self.retry_s)
+        finally:
+            await admin.close()
