@@ -38,9 +38,9 @@ EXTERNAL = {
 PROMISED = {
     "billwise_review_queue_depth": "streams/web review index (gauge: held actions waiting)",
     "billwise_review_oldest_age_seconds": "streams/web review index (gauge: age of the oldest held action)",
-    "billwise_model_roc_auc": "models/monitoring.py (gauge by model: rolling ROC AUC)",
+    "billwise_model_roc_auc_ratio": "models/monitoring.py (gauge by model: rolling ROC AUC)",
     "billwise_model_log_loss": "models/monitoring.py (gauge by model: rolling log loss)",
-    "billwise_model_drift_detected_total": "models/monitoring.py (counter by model: drift detections)",
+    "billwise_model_drift_detections_total": "models/monitoring.py (counter by model: drift detections)",
     "billwise_model_label_backlog": "models/monitoring.py (gauge by model: decisions awaiting a label)",
 }
 
@@ -244,8 +244,8 @@ def test_the_dashboard_parses_and_has_the_panels_operators_need() -> None:
         "billwise_review_oldest_age_seconds",
         "billwise_draft_latency_seconds_bucket",
         "billwise_draft_fallbacks_total",
-        "billwise_model_roc_auc",
-        "billwise_model_drift_detected_total",
+        "billwise_model_roc_auc_ratio",
+        "billwise_model_drift_detections_total",
         "billwise_consumer_lag_messages",
         "billwise_table_keys",
     ):
