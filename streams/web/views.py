@@ -196,7 +196,7 @@ class StaffAPI:
         )
         self._static = {
             name: resources.files("streams.web").joinpath("static", name).read_bytes()
-            for name in ("review.css", "review.js")
+            for name in ("review.css", "review.js", "favicon.svg")
         }
 
     def routes(self) -> list[Route]:
@@ -372,7 +372,9 @@ class StaffAPI:
         content = self._static.get(name)
         if content is None:
             raise Problem(404, "not_found", "no such file")
-        content_type = "text/css" if name.endswith(".css") else "text/javascript"
+        content_type = {"css": "text/css", "js": "text/javascript", "svg": "image/svg+xml"}[
+            name.rsplit(".", 1)[1]
+        ]
         return web.Response(body=content, content_type=content_type, charset="utf-8")
 
     # -- producing ---------------------------------------------------------------------------------

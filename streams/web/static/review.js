@@ -105,8 +105,11 @@
     return td;
   }
 
+  const USD = new Intl.NumberFormat("en-US", { style: "currency", currency: "USD" });
+
+  // Amounts arrive as two-place decimal strings; Number() is exact enough for display, never for sums.
   function money(text) {
-    return text === null || text === undefined ? "unknown" : "$" + text;
+    return text === null || text === undefined ? "unknown" : USD.format(Number(text));
   }
 
   function label(text) {
@@ -197,17 +200,17 @@
     plans.replaceChildren();
     for (const option of action.plan_options) {
       const row = document.createElement("tr");
-      cell(row, "$" + option.monthly_amount, "num");
+      cell(row, money(option.monthly_amount), "num");
       cell(row, String(option.term_months), "num");
       cell(row, option.first_due_date);
-      cell(row, "$" + option.total, "num");
+      cell(row, money(option.total), "num");
       plans.appendChild(row);
     }
     $("detail-plans-block").hidden = action.plan_options.length === 0;
     const settlement = action.settlement;
     $("detail-settlement-block").hidden = !settlement;
     $("detail-settlement").textContent = settlement
-      ? "$" + settlement.amount + " (floor $" + settlement.floor + "), valid until " + settlement.valid_until
+      ? money(settlement.amount) + " (floor " + money(settlement.floor) + "), valid until " + settlement.valid_until
       : "";
 
     const scores = action.scores || {};
