@@ -21,6 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rules.policy import Policy, load_policy
 from streams.ingest import InputRecord, ingest
+from streams.platform_ingress import install_platform_ingress
+from streams.lag import install_lag_metrics
 from streams.settings import StreamSettings
 from streams.web import install_web
 
@@ -79,9 +81,11 @@ class Engine:
             help="AccountState JSON by account_id",
         )
         self.app.agent(self.events_topic, name="ingest", concurrency=1)(self._ingest)
+        install_lag_metrics(self.app, {"accounts": self.accounts})
         self.app.page("/health")(self._health_view())
         self.app.page("/metrics")(_MetricsView)
         install_web(self)
+        install_platform_ingress(self)
 
     def _topic(self, name: str) -> faust.TopicT:
         return self.app.topic(
