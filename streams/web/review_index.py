@@ -38,6 +38,7 @@ from typing import Any, Literal
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from prometheus_client import Gauge
 from pydantic import ValidationError
 
 from schemas.actions import Action
@@ -51,6 +52,15 @@ EXPIRED_GRACE = timedelta(days=7)
 PENDING_TTL_S = 120.0
 """A decision posted through this worker blocks a second one for this long (double submits), or until
 the audit trail resolves the action; after that the engine's own de-duplication has the last word."""
+
+QUEUE_DEPTH = Gauge(
+    "billwise_review_queue_depth",
+    "Held actions waiting for review (not expired); every worker indexes the whole queue, so take the max",
+)
+OLDEST_AGE = Gauge(
+    "billwise_review_oldest_age_seconds",
+    "Age of the oldest held action waiting for review (0 when none); max across workers",
+)
 
 Resolution = Literal["approved", "rejected", "superseded", "cancelled", "closed"]
 """``closed``: the engine said the action is no longer held (a decision found nothing to decide)."""
@@ -235,6 +245,12 @@ class ReviewIndex:
         matches.sort(key=lambda e: (-e.action.priority, e.action.created_at, e.action_id))
         return matches[:limit] if limit is not None else matches
 
+    def backlog(self, now: datetime) -> tuple[int, float]:
+        """How many held actions wait (expired ones excluded), and the oldest one's age in seconds."""
+        waiting = [entry for entry in self.held.values() if not entry.expired(now)]
+        oldest = max((entry.age(now).total_seconds() for entry in waiting), default=0.0)
+        return len(waiting), max(oldest, 0.0)
+
     def __len__(self) -> int:
         return len(self.held)
 
@@ -278,6 +294,9 @@ class ReviewFeed:
         self.audit_topic = audit_topic
         self.retry_s = retry_s
         self._clock = clock or (lambda: datetime.now(UTC))
+        # The gauges read this worker's index on every scrape, so they are never stale.
+        QUEUE_DEPTH.set_function(lambda: float(self.index.backlog(self._clock())[0]))
+        OLDEST_AGE.set_function(lambda: self.index.backlog(self._clock())[1])
 
     async def run(self) -> None:
         """Follow both topics until cancelled; reconnects from the beginning after a failure."""

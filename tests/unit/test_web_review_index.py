@@ -250,3 +250,20 @@ def test_action_balance_sources() -> None:
     assert action_balance(make_action("a", balance=None, plans=True)) == Decimal("450.00")
     assert action_balance(make_action("a", balance=None)) is None
     assert action_balance(make_action("a", balance="n/a")) is None
+
+
+def test_backlog_gauges_read_the_feeds_index() -> None:
+    from prometheus_client import REGISTRY
+
+    from streams.web.review_index import ReviewFeed
+
+    index = ReviewIndex()
+    ReviewFeed(index, "127.0.0.1:1", "t.review", "t.audit", clock=lambda: NOW)
+    assert REGISTRY.get_sample_value("billwise_review_queue_depth") == 0
+    assert REGISTRY.get_sample_value("billwise_review_oldest_age_seconds") == 0
+    index.apply_review(review_bytes(make_action("a-1", created=NOW - timedelta(hours=2))))
+    index.apply_review(review_bytes(make_action("a-2", created=NOW - timedelta(hours=5))))
+    index.apply_review(review_bytes(make_action("gone", created=NOW - timedelta(days=40))))  # expired
+    assert index.backlog(NOW) == (2, 5 * 3600.0)
+    assert REGISTRY.get_sample_value("billwise_review_queue_depth") == 2
+    assert REGISTRY.get_sample_value("billwise_review_oldest_age_seconds") == 5 * 3600.0
