@@ -21,8 +21,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from rules.policy import Policy, load_policy
 from streams.ingest import InputRecord, ingest
-from streams.platform_ingress import install_platform_ingress
 from streams.lag import install_lag_metrics
+from streams.platform_ingress import install_platform_ingress
 from streams.settings import StreamSettings
 from streams.web import install_web
 
