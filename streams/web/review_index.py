@@ -195,10 +195,10 @@ class ReviewIndex:
                 else:
                     # A refused decision (role not permitted, edit failing the guardrails): the action
                     # stays held, and another decision may now be sent.
-                    self.pending.pop(action_id, None)
+                    self.clear_pending(action_id)
             elif kind == "review_requested":
                 # Held again (e.g. an approval that met a new review reason): open for a new decision.
-                self.pending.pop(action_id, None)
+                self.clear_pending(action_id)
             elif details.get("cancelled") is True:
                 self._resolve(action_id, "cancelled")
         for superseded in _ids(details.get("superseded")):
@@ -217,6 +217,10 @@ class ReviewIndex:
     def mark_pending(self, action_id: str) -> None:
         """A decision on ``action_id`` was just sent through this worker."""
         self.pending[action_id] = time.monotonic()
+
+    def clear_pending(self, action_id: str) -> None:
+        """The decision on ``action_id`` did not go out (or was refused): another may be sent."""
+        self.pending.pop(action_id, None)
 
     def prune(self, now: datetime) -> int:
         """Forget actions expired for longer than `EXPIRED_GRACE`; returns how many."""

@@ -338,8 +338,13 @@ class StaffAPI:
             note=body.note or None,
         )
         payload = decision.model_dump_json(exclude_none=True).encode()
-        await self._publish(self.ctx.decisions_topic, action.account_id, payload)
+        # Pending before the await: a concurrent second decision on this worker gets 409, not a duplicate.
         self.ctx.index.mark_pending(action_id)
+        try:
+            await self._publish(self.ctx.decisions_topic, action.account_id, payload)
+        except Problem:
+            self.ctx.index.clear_pending(action_id)
+            raise
         REVIEW_DECISIONS.labels(decision=body.decision).inc()
         return web.json_response(decision.model_dump(mode="json", exclude_none=True), status=202)
 

@@ -6,6 +6,7 @@ Kafka is replaced by a recording `publish` and the account table by a dict.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -48,8 +49,12 @@ class Fakes:
     published: list[Published] = field(default_factory=list)
     accounts: dict[str, bytes] = field(default_factory=dict)
     broker_down: bool = False
+    gate: asyncio.Event | None = None
+    """When set, produces wait for it: a broker that is slow to acknowledge."""
 
     async def publish(self, topic: str, key: str, value: bytes) -> None:
+        if self.gate is not None:
+            await self.gate.wait()
         if self.broker_down:
             raise ConnectionError("broker unavailable")
         self.published.append(Published(topic, key, json.loads(value)))
@@ -693,3 +698,15 @@ async def test_other_static_paths_are_404(client: Client, name: str) -> None:
 def test_the_action_builder_is_a_valid_contract_action() -> None:
     assert Action.model_validate_json(review_bytes(BIG)).review.reasons == ["R-REVIEW-BALANCE"]
     assert datetime.now(UTC) > NOW  # the fixed clock is in the past; the tests never read the wall clock
+
+
+async def test_concurrent_decisions_on_one_action_produce_one_record(client: Client, fakes: Fakes) -> None:
+    fakes.gate = asyncio.Event()
+    first = asyncio.create_task(post(client, "act-ordinary", "collector", {"decision": "approve"}))
+    await asyncio.sleep(0.2)  # the first decision now waits for the broker's acknowledgement
+    assert not first.done()
+    second = await post(client, "act-ordinary", "billing_manager", {"decision": "reject"})
+    assert second.status == 409
+    fakes.gate.set()
+    assert (await first).status == 202
+    assert len(fakes.on(DECISIONS)) == 1
