@@ -1,0 +1,186 @@
+"""Delayed labels: learn from the features the model saw at decision time, once the outcome is known.
+
+"Did the patient pay within 30 days of the decision?" is known early when they pay (a positive) and
+only when the window closes when they do not (a negative). So at decision time the features are kept
+as a *snapshot*; a payment inside the window turns every open snapshot of the account into a positive,
+and a sweep turns snapshots whose window has closed into negatives. The model always learns from the
+snapshot, never from the account as it is when the label arrives: learning current features against an
+old outcome would leak the outcome into the features (a paid account has a smaller balance).
+
+The store is a mapping ``account_id -> list of snapshot dicts`` made of JSON types only, so the worker
+can keep it in a Faust table (JSON codec) keyed by account and co-partitioned with the account state.
+Every change is an explicit assignment (``store[key] = new``) or deletion, never an in-place mutation,
+because Faust writes only assignments to the table's changelog. Snapshots are few per account: a
+decision within ``min_gap`` of the previous snapshot of the same account is not kept again, which also
+stops busy accounts from dominating what the model learns. Which decision is kept never depends on
+the outcome, so the thinning does not bias the labels.
+
+>>> from datetime import UTC, datetime, timedelta
+>>> store = {}
+>>> t0 = datetime(2026, 3, 1, tzinfo=UTC)
+>>> on_decision(store, "ACC-1", {"log_balance": 5.0}, t0, p=0.4)
+True
+>>> on_decision(store, "ACC-1", {"log_balance": 5.0}, t0 + timedelta(hours=2))  # within MIN_GAP
+False
+>>> on_decision(store, "ACC-2", {"log_balance": 7.0}, t0)
+True
+>>> [(l.account_id, l.y) for l in on_payment(store, "ACC-1", t0 + timedelta(days=3))]
+[('ACC-1', True)]
+>>> expire(store, t0 + timedelta(days=29))  # ACC-2's window is still open: no label yet
+[]
+>>> [(l.account_id, l.y) for l in expire(store, t0 + timedelta(days=30))]
+[('ACC-2', False)]
+>>> store
+{}
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+__all__ = [
+    "LABEL_WINDOW",
+    "MAX_SNAPSHOTS",
+    "Label",
+    "SnapshotStore",
+    "backlog",
+    "expire",
+    "on_decision",
+    "on_payment",
+]
+
+LABEL_WINDOW = timedelta(days=30)
+"""A payment within 30 days of the decision is a positive (POLICY.md's collections cadence is 30 days)."""
+MIN_GAP = timedelta(days=7)
+"""At most one snapshot per account per week: the engine re-decides on every event, and learning each of
+those decisions would weight busy accounts by their event rate rather than once per outcome."""
+MAX_SNAPSHOTS = 8
+"""Bound per account, so a table value never grows without limit (beyond it the oldest is dropped
+unlabelled; with ``MIN_GAP`` of a week and a 30-day window at most five are ever open)."""
+
+Snapshot = dict[str, Any]
+"""``{"at": epoch seconds, "x": features, "p": score or None, "v": model version or None, "meta": {}}``."""
+SnapshotStore = MutableMapping[str, list[Snapshot]]
+"""A plain dict in tests and the offline evaluation, a Faust table in the worker."""
+
+
+@dataclass(frozen=True)
+class Label:
+    """One example to learn: the decision-time features and what happened within the window."""
+
+    account_id: str
+    x: dict[str, float]
+    y: bool
+    decided_at: datetime
+    labelled_at: datetime
+    p: float | None = None
+    model_version: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def delay_seconds(self) -> float:
+        """How long the label took to arrive (the label-delay metric)."""
+        return (self.labelled_at - self.decided_at).total_seconds()
+
+
+def _epoch(moment: datetime) -> float:
+    if moment.tzinfo is None:
+        raise ValueError("decision and label times must be timezone-aware")
+    return moment.timestamp()
+
+
+def _label(account_id: str, snap: Snapshot, y: bool, at: datetime) -> Label:
+    return Label(
+        account_id=account_id,
+        x=snap["x"],
+        y=y,
+        decided_at=datetime.fromtimestamp(snap["at"], UTC),
+        labelled_at=at,
+        p=snap.get("p"),
+        model_version=snap.get("v"),
+        meta=snap.get("meta") or {},
+    )
+
+
+def on_decision(
+    store: SnapshotStore,
+    account_id: str,
+    x: dict[str, float],
+    at: datetime,
+    *,
+    p: float | None = None,
+    model_version: str | None = None,
+    meta: dict[str, Any] | None = None,
+    min_gap: timedelta = MIN_GAP,
+) -> bool:
+    """Keep the decision-time features of ``account_id``; False when a snapshot within ``min_gap`` exists.
+
+    ``p`` and ``model_version`` (the score given and the model that gave it) travel with the snapshot
+    for monitoring; ``meta`` carries anything else JSON-serialisable (e.g. the channel chosen).
+    """
+    now = _epoch(at)
+    snaps = store.get(account_id) or []
+    if snaps and now - snaps[-1]["at"] < min_gap.total_seconds():
+        return False
+    snap: Snapshot = {"at": now, "x": dict(x), "p": p, "v": model_version, "meta": dict(meta or {})}
+    store[account_id] = [*snaps, snap][-MAX_SNAPSHOTS:]
+    return True
+
+
+def on_payment(
+    store: SnapshotStore, account_id: str, at: datetime, *, window: timedelta = LABEL_WINDOW
+) -> list[Label]:
+    """The labels a payment at ``at`` settles for ``account_id``.
+
+    Snapshots whose window contains ``at`` become positives. Snapshots whose window had already closed
+    become negatives (the sweep just had not reached them). Snapshots taken *after* ``at`` (a payment
+    that arrives late) stay: that payment happened before the decision and says nothing about it.
+    """
+    snaps = store.get(account_id)
+    if not snaps:
+        return []
+    paid = _epoch(at)
+    span = window.total_seconds()
+    labels: list[Label] = []
+    keep: list[Snapshot] = []
+    for snap in snaps:
+        if snap["at"] > paid:
+            keep.append(snap)
+        elif paid < snap["at"] + span:
+            labels.append(_label(account_id, snap, True, at))
+        else:
+            labels.append(_label(account_id, snap, False, at))
+    _put(store, account_id, keep, len(snaps))
+    return labels
+
+
+def expire(store: SnapshotStore, now: datetime, *, window: timedelta = LABEL_WINDOW) -> list[Label]:
+    """Negatives for every snapshot whose window closed by ``now`` (run it from a per-worker timer).
+
+    On a Faust table this sees only the partitions the worker owns, which is what each worker needs.
+    """
+    cutoff = _epoch(now) - window.total_seconds()
+    labels: list[Label] = []
+    for account_id in list(store.keys()):
+        snaps = store.get(account_id) or []
+        if not snaps or snaps[0]["at"] > cutoff:  # snapshots are in time order
+            continue
+        keep = [snap for snap in snaps if snap["at"] > cutoff]
+        labels.extend(_label(account_id, snap, False, now) for snap in snaps if snap["at"] <= cutoff)
+        _put(store, account_id, keep, len(snaps))
+    return labels
+
+
+def backlog(store: SnapshotStore) -> int:
+    """How many decisions are waiting for their label (the label-backlog metric)."""
+    return sum(len(snaps) for snaps in store.values())
+
+
+def _put(store: SnapshotStore, account_id: str, keep: list[Snapshot], before: int) -> None:
+    if not keep:
+        del store[account_id]
+    elif len(keep) != before:
+        store[account_id] = keep
