@@ -22,7 +22,7 @@ separately, for the fairness report only (`models.monitoring.age_band`).
 from __future__ import annotations
 
 import math
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from rules.state import AccountState
 
@@ -33,6 +33,7 @@ PROTECTED = frozenset({"age", "sex", "race", "ethnicity", "zip", "postal_code", 
 
 _DAY = 86_400.0
 _MONTH = 30.4375
+_YEAR, _HALF_YEAR, _QUARTER = timedelta(days=365), timedelta(days=180), timedelta(days=90)
 _ENGAGED = frozenset({"opened", "clicked", "replied", "conversation", "answered"})
 _PARTIAL_PAY_TIPPING_POINT = 400.0
 """Patientco: above ~$400 many patients switch to paying in part."""
@@ -73,34 +74,38 @@ def features(state: AccountState, now: datetime) -> dict[str, float]:
     billed_for = (today - state.first_statement_date).days if state.first_statement_date else 0
     months_billed = max(billed_for, 0) / _MONTH
 
-    # Payment history: only what was posted at or before the decision.
+    # Payment history: only what was posted at or before the decision. (Comparing datetimes rather
+    # than subtracting them keeps these loops cheap: they run on every decision.)
     n_paid = 0
     paid = 0.0
     short = 0
-    last_paid_s: float | None = None
+    last_paid: datetime | None = None
+    year_ago = now - _YEAR
     for payment in state.payments:
-        age_s = (now - payment.at).total_seconds()
-        if age_s < 0 or age_s > 365 * _DAY:
+        at = payment.at
+        if at > now or at < year_ago:
             continue
         n_paid += 1
         amount = float(payment.amount)
         paid += amount
         if payment.expected_amount is not None and float(payment.expected_amount) - amount > 1.0:
             short += 1
-        if last_paid_s is None or age_s < last_paid_s:
-            last_paid_s = age_s
+        if last_paid is None or at > last_paid:
+            last_paid = at
 
     # Engagement: how the patient answered outreach (opens, clicks, replies, conversations).
     contacts_90 = engaged = total = 0
+    half_year_ago, quarter_ago = now - _HALF_YEAR, now - _QUARTER
     for contact in state.contacts:
-        age_s = (now - contact.at).total_seconds()
-        if age_s < 0 or age_s > 180 * _DAY:
+        at = contact.at
+        if at > now or at < half_year_ago:
             continue
         total += 1
-        if age_s <= 90 * _DAY:
+        if at >= quarter_ago:
             contacts_90 += 1
         if contact.outcome in _ENGAGED:
             engaged += 1
+    since_paid = (now - last_paid).total_seconds() / _DAY / _MONTH if last_paid is not None else 12.0
 
     consent = state.patient.consent if state.patient else None
     plan = state.plan
@@ -115,7 +120,7 @@ def features(state: AccountState, now: datetime) -> dict[str, float]:
         "payments_365d": float(n_paid),
         # Payments per month billed: a running estimate of how often this patient answers a statement.
         "payments_per_billed_month": n_paid / max(months_billed, 1.0),
-        "months_since_payment": min(last_paid_s / _DAY / _MONTH, 12.0) if last_paid_s is not None else 12.0,
+        "months_since_payment": min(since_paid, 12.0),
         "paid_share_365d": paid / (paid + balance) if paid + balance > 0 else 0.0,
         "short_pays_365d": float(short),
         "plan_active": 1.0 if plan_status == "active" else 0.0,
