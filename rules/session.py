@@ -28,6 +28,7 @@ from rules.gates import GateVerdict, evaluate_gates
 from rules.outputs import ENGINE, AuditTrail, Decision, Output
 from rules.policy import Policy
 from rules.routes import ROUTED_GATES, no_channel_task, route_for
+from rules.schedule import in_quiet_window
 from rules.state import (
     MAX_HELD,
     MAX_HISTORY,
@@ -298,6 +299,11 @@ class Session:
                     priority=0.0,
                 )
             )
+            if record.state == "released" and not self._still_in_quiet_window(record):
+                # The patient's zones changed (a new address or number): the time senders hold is no
+                # longer allowed everywhere, and a released action cannot be moved.
+                self.cancel(record, "G-QUIET-HOURS", ["G-QUIET-HOURS"], zones=list(self.ctx.zones))
+                continue
             verdict = self.recheck(candidate, record.action_id, record.channel, record.expires_at)
             if verdict.outcome in ("suppress", "staff_task"):
                 self.cancel(record, verdict.suppressed_by or "G-CONSENT", verdict.gates_not_passed)
@@ -307,6 +313,16 @@ class Session:
                 # Released without the review it now needs (e.g. a statement under a new dispute):
                 # stop it; the next trigger proposes it again, to review.
                 self.cancel(record, verdict.review_gates[new[0]], verdict.gates_not_passed, needs_review=new)
+
+    def _still_in_quiet_window(self, record: SlotRecord) -> bool:
+        quiet = self.ctx.policy.quiet_hours
+        if (
+            record.audience != "patient"
+            or record.channel in quiet.exempt_channels
+            or record.not_before is None
+        ):
+            return True
+        return in_quiet_window(record.not_before, self.ctx.zones, quiet.start, quiet.end)
 
     def recheck(
         self, candidate: Candidate, action_id: str, channel: str | None, expires_at: datetime

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from rules.examples import account, communication, patient, statement
-from rules.policy import load_policy, parse_policy
+from rules.policy import Policy, load_policy, parse_policy
 from rules.replay import as_dict, replay, run_events
+from schemas.audit import AuditRecord
 
 
 def lines() -> list[str]:
@@ -18,7 +19,7 @@ def lines() -> list[str]:
     return [e.model_dump_json() for e in events] + ["not json", ""]
 
 
-def stricter():
+def stricter() -> Policy:
     document = load_policy().model_dump(mode="json")
     document["version"] = "stricter"
     document["review"]["automated_lane"]["min_propensity"] = 0.95
@@ -46,10 +47,7 @@ def test_a_stricter_policy_shows_removed_and_changed_actions() -> None:
 
 def test_replays_run_the_daily_scan_when_the_clock_passes_a_day() -> None:
     result = run_events(lines(), load_policy())
-    scans = {
-        o.value.event_id
-        for o in result.outputs
-        if o.topic == "audit" and (o.value.event_id or "").startswith("scan-")
-    }
+    audits = [o.value for o in result.outputs if isinstance(o.value, AuditRecord)]
+    scans = {a.event_id for a in audits if (a.event_id or "").startswith("scan-")}
     assert scans  # the 19-day gap ran the collections and plan scans
     assert result.states["ACC-1"].last_scan_day is not None

@@ -141,7 +141,7 @@ def test_a_decision_for_another_account_is_refused() -> None:
         action_id=offer.action_id,
         account_id="ACC-OTHER",
         decision="approve",
-        reviewer={"user_id": "u", "role": "collector"},  # type: ignore[arg-type]
+        reviewer={"user_id": "u", "role": "collector"},
         at=datetime(2026, 3, 16, 16, tzinfo=NY),
     )
     with pytest.raises(ValueError, match="ACC-OTHER"):

@@ -16,7 +16,7 @@ EIGHT, NINE_PM = time(8), time(21)
 
 
 def person(**data: object) -> PatientUpdated:
-    return PatientUpdated(account_id="A", patient_id="P", practice_id="X", **data)  # type: ignore[arg-type]
+    return PatientUpdated(account_id="A", patient_id="P", practice_id="X", **data)
 
 
 def test_candidate_zones_come_from_stated_zone_address_state_and_phone_area_codes() -> None:
