@@ -14,7 +14,8 @@ replay maps a record to the same events.
 
 `install_platform_ingress` (called from ``Engine.__init__``) adds the agents and mounts
 ``/webhooks/{platform}`` (`streams.webhooks`) on the worker's web server. `PLATFORM_TOPICS` lists the
-topic names after the prefix, for `streams.topics.ensure_topics`.
+topic names after the prefix; the worker must create them (`streams.topics.ensure_topics`) before it
+starts, like the contract topics, or the agents are not assigned their partitions.
 """
 
 from __future__ import annotations
@@ -159,8 +160,9 @@ def install_platform_ingress(engine: Engine) -> WebhookIngress:
     app.page(ROUTE, name="webhooks")(WebhookView)
 
     async def declare_topics() -> None:
-        # A producer must not be the first to name a topic: the broker would create it with its default
-        # partition count. ``billwise worker`` creates them up front; this covers other launchers.
+        # Only a fallback: create the platform topics up front (`PLATFORM_TOPICS` in ``ensure_topics``).
+        # A consumer that subscribed before a topic existed is not assigned it until its next metadata
+        # refresh, and a broker that auto-creates topics uses its default partition count.
         for topic in by_name.values():
             try:
                 await topic.maybe_declare()
