@@ -10,12 +10,17 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from streams.commands import ACCESS_TOPIC
+from streams.platform_ingress import PLATFORM_TOPICS
 from streams.settings import StreamSettings
 
 CONTRACT_TOPICS = ("events", "outcomes", "review.decisions", "actions", "review", "audit", "dlq")
+INTERNAL_TOPICS = (ACCESS_TOPIC,)
+ENGINE_TOPICS = (*CONTRACT_TOPICS, *PLATFORM_TOPICS, *INTERNAL_TOPICS)
+"""Every topic a worker reads or writes, after the prefix."""
 
 
-async def ensure_topics(settings: StreamSettings, names: tuple[str, ...] = CONTRACT_TOPICS) -> list[str]:
+async def ensure_topics(settings: StreamSettings, names: tuple[str, ...] = ENGINE_TOPICS) -> list[str]:
     """Create the missing contract topics; returns the names it created."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
     await admin.start()
