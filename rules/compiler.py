@@ -78,6 +78,8 @@ GATE_FACTS: dict[str, type] = {
     "guarantor_is_patient": bool,
     "confidential": bool,
     "balance_c": int,
+    "owed_c": int,
+    "active_account": bool,
     "propensity": float,
 }
 """Every field of a gate fact. ``days_since_conversation`` is `NO_CONVERSATION` when there was none."""
@@ -374,6 +376,13 @@ def compile_gates(policy: Policy) -> CompiledRuleset:
             "suppress",
             all_of(any_of(patient, eq("collection", True)), eq("bankruptcy", True)),
             "bankruptcy: no collection activity",
+        ),
+        RuleSpec(
+            "G-NOTHING-OWED",
+            "G-NOTHING-OWED",
+            "suppress",
+            all_of(eq("collection", True), any_of(lte("owed_c", 0), eq("active_account", False))),
+            "nothing owed, or the account is closed or written off: no collection",
         ),
         RuleSpec(
             "G-DISPUTE.suppress",

@@ -49,9 +49,12 @@ RECHECK_EVENT_TYPES = frozenset(
         "billing.consent.updated",
         "billing.communication.logged",
         "billing.account.updated",
+        "billing.payment.posted",
+        "billing.statement.generated",
     }
 )
-"""Events that can make an open action non-compliant (flags, disputes, consent, opt-outs, closure)."""
+"""Events that can make an open action non-compliant (flags, disputes, consent, opt-outs, payments,
+closure)."""
 
 
 def scan_day(now: datetime, policy: Policy) -> date:

@@ -89,6 +89,8 @@ DEFAULT_GATE_FACTS: dict[str, Any] = {
     "guarantor_is_patient": True,
     "confidential": False,
     "balance_c": 0,
+    "owed_c": 0,
+    "active_account": True,
     "propensity": 0.5,
 }
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -38,6 +39,7 @@ from rules.channels import ChannelStatus, choose_channel, permitted
 from rules.compiler import NO_CONVERSATION, RuleSpec, cents
 from rules.context import Context
 from rules.schedule import DayCap, DayPause, Schedule, in_quiet_window, local_day, next_quiet_ok, plan_send
+from rules.state import AccountState
 from schemas.actions import RuleOutcome
 
 Outcome = Literal["release", "review", "suppress", "staff_task"]
@@ -149,8 +151,17 @@ def gate_facts(
         "guarantor_is_patient": patient.guarantor_is_patient if patient else True,
         "confidential": bool(flags and flags.confidential_address),
         "balance_c": cents(state.balance),
+        "owed_c": cents(owed(state)),
+        "active_account": state.account_status in ("open", "in_collections"),
         "propensity": float(ctx.scoring.propensity),
     }
+
+
+def owed(state: AccountState) -> Decimal:
+    """What the patient still owes: the balance, or a running plan's remainder when that is larger."""
+    plan = state.plan
+    remaining = plan.balance_remaining if plan and plan.status in ("active", "defaulted") else Decimal(0)
+    return max(state.balance, remaining)
 
 
 def _pass_detail(gate: str, facts: dict[str, Any], ctx: Context) -> str:

@@ -205,6 +205,14 @@ class Session:
         if superseded is not None:
             self._drop_held(superseded.action_id)
             self._drop_planned(superseded.action_id)
+            self.audit(
+                "decision",
+                action_id=superseded.action_id,
+                effect="superseded",
+                by=action.action_id,
+                was=superseded.state,
+                slot=superseded.slot,
+            )
         held = action.review.required
         gates = verdict.gates_not_passed
         self.audit(
@@ -234,6 +242,7 @@ class Session:
                 trigger_event_id=self.cause.event_id,
                 audience=candidate.audience,
                 reasons=list(action.review.reasons),
+                balance=self.state.balance if candidate.contacts_patient else None,
             )
         )
         if held:
@@ -299,6 +308,15 @@ class Session:
                     priority=0.0,
                 )
             )
+            if (
+                record.state == "released"
+                and record.balance is not None
+                and record.balance != self.state.balance
+            ):
+                # A payment or an adjustment since: the words state an amount that is no longer true
+                # (C-01); the next trigger proposes the action again with the new balance.
+                self.cancel(record, "G-AMOUNTS", ["G-AMOUNTS"], balance_then=str(record.balance))
+                continue
             if record.state == "released" and not self._still_in_quiet_window(record):
                 # The patient's zones changed (a new address or number): the time senders hold is no
                 # longer allowed everywhere, and a released action cannot be moved.

@@ -100,6 +100,8 @@ class SlotRecord(StateModel):
     fingerprint: str
     trigger_event_id: str
     audience: str = "patient"
+    balance: Money | None = None
+    """The balance the action's words state: a released message is stopped when the balance moves."""
     reasons: list[str] = []
     """The review reasons the action was held or approved with (a released one is re-checked for new ones)."""
     gate: str | None = None
@@ -148,6 +150,10 @@ class DecisionSummary(StateModel):
 
 
 class AccountState(StateModel):
+    # A state written by an older or newer engine still loads: fields it does not know are dropped
+    # rather than dead-lettering every event of the account.
+    model_config = ConfigDict(extra="ignore", validate_assignment=False)
+
     account_id: str
     patient_id: str
     practice_id: str

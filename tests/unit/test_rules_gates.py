@@ -7,8 +7,9 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from rules.compiler import compile_gates
-from rules.examples import Account, account, communication, consent, dispute, patient, statement
+from rules.examples import Account, account, communication, consent, dispute, patient, payment, statement
 from rules.policy import load_policy
+from rules.state import AccountState
 from schemas.actions import Action, Scores
 
 NY = ZoneInfo("America/New_York")
@@ -219,3 +220,37 @@ def test_consent_revocation_by_event_blocks_the_channel() -> None:
     acct.send(consent("2026-03-16T14:30:00Z", "sms", False))
     [action] = acct.send(statement(T0, "120.00")).actions
     assert action.channel == "email"
+
+
+def test_nothing_owed_or_a_closed_account_stops_collection() -> None:
+    acct = opened()
+    step = acct.send(account(T0, "450.00", "2026-01-05", status="written_off"))
+    assert step.actions == [] and acct.state.account_status == "written_off"
+    paid = opened()
+    [held] = paid.send(account(T0, "450.00", "2026-01-05")).held
+    step = paid.send(account("2026-03-16T16:00:00Z", "0.00", None))
+    assert (
+        step.suppressed() == {"payment_plan_offer": "G-NOTHING-OWED"}
+        and held.action_id not in paid.state.held
+    )
+
+
+def test_edge_4_a_payment_posted_while_a_message_waits_stops_its_stale_amount() -> None:
+    acct = opened()
+    [sms] = acct.send(statement("2026-03-16T05:00:00Z", "120.00")).actions  # waits for 08:00
+    step = acct.send(payment("2026-03-16T06:00:00Z", "20.00"))
+    assert step.suppressed() == {"statement_message": "G-AMOUNTS"}
+
+
+def test_the_superseded_action_has_its_own_audit_record() -> None:
+    acct = opened()
+    [first] = acct.send(account(T0, "450.00", "2026-01-05")).held
+    step = acct.send(account("2026-03-16T17:00:00Z", "400.00", "2026-01-05"))
+    [record] = [a for a in step.audits if a.action_id == first.action_id]
+    assert record.details["effect"] == "superseded" and record.details["was"] == "held"
+
+
+def test_a_state_written_by_another_engine_version_still_loads() -> None:
+    acct = opened()
+    document = acct.state.model_dump(mode="json") | {"open_actions": {}, "some_future_field": 1}
+    assert AccountState.model_validate(document).account_id == acct.state.account_id
