@@ -57,6 +57,31 @@ RECHECK_EVENT_TYPES = frozenset(
 closure)."""
 
 
+def recheck_signature(state: AccountState | None) -> tuple[object, ...]:
+    """Everything that can newly stop an open action: when none of it changed, open actions stand.
+
+    Flags, disputes, consent and revocations, contact details (they decide channels and zones), the
+    regime, the account's status and balance. Frequency counts are left out on purpose: a released
+    action keeps its time, and a held one is re-scheduled at approval.
+    """
+    if state is None:
+        return ()
+    patient = state.patient
+    return (
+        patient.model_dump_json(exclude={"name", "birth_date", "language"}) if patient else None,
+        bool(state.open_disputes),
+        state.ever_disputed,
+        state.sms_revoked_at,
+        state.email_revoked_at,
+        state.calls_revoked_at,
+        tuple(state.blocked_numbers),
+        state.account_status,
+        state.balance,
+        state.plan.status if state.plan else None,
+        state.validation_notice_sent,
+    )
+
+
 def scan_day(now: datetime, policy: Policy) -> date:
     """The scan day ``now`` falls on (a day starts at midnight in the policy's scan zone)."""
     return local_day(now, policy.scan.timezone)
@@ -93,6 +118,7 @@ def decide(
     """
     if state is not None and state.has_seen(event.dedup_key):
         return Decision(state=state, outputs=(), duplicate=True)
+    before = recheck_signature(state)
     data = event.data
     now = event.time
     if state is None:
@@ -112,7 +138,7 @@ def decide(
     )
     if isinstance(data, CommunicationLogged):
         _read_reply(session, data)
-    if event.type in RECHECK_EVENT_TYPES:
+    if event.type in RECHECK_EVENT_TYPES and recheck_signature(session.state) != before:
         session.recheck_open()
     if isinstance(data, PatientUpdated):
         for task in flag_routes(session.state):

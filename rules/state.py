@@ -2,8 +2,9 @@
 
 `AccountState` is kept in the Faust table (keyed by ``account_id``) and passed to the pure decision
 core. Every list and map in it is bounded, so the state of a long-lived account does not grow without
-limit (see the ``MAX_*`` constants; a full state with every bound reached is about 60 KB of JSON, a
-typical one 3-8 KB).
+limit (see the ``MAX_*`` constants). Measured JSON sizes: 1-3 KB for a quiet account, 25-40 KB for a
+busy one (100 accounts, 3,000 random events: p50 27 KB, max 38 KB, of which held actions are two
+thirds); with every bound reached (16 held actions, 512 event ids, 100 contacts) about 100 KB.
 """
 
 from __future__ import annotations

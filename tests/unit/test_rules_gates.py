@@ -237,7 +237,8 @@ def test_nothing_owed_or_a_closed_account_stops_collection() -> None:
 
 def test_edge_4_a_payment_posted_while_a_message_waits_stops_its_stale_amount() -> None:
     acct = opened()
-    [sms] = acct.send(statement("2026-03-16T05:00:00Z", "120.00")).actions  # waits for 08:00
+    [message] = acct.send(statement("2026-03-16T05:00:00Z", "120.00")).actions  # waits for 08:00
+    assert message.not_before > message.created_at
     step = acct.send(payment("2026-03-16T06:00:00Z", "20.00"))
     assert step.suppressed() == {"statement_message": "G-AMOUNTS"}
 
