@@ -25,7 +25,7 @@ False
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 
 from rules.engine import DEFAULT_BACKEND, Backend
 from rules.facts import apply_event
@@ -33,14 +33,14 @@ from rules.optout import classify
 from rules.outputs import Decision, Output
 from rules.policy import Policy
 from rules.routes import flag_routes, reply_review_task
-from rules.schedule import local_day
+from rules.schedule import local_day, start_of_day
 from rules.session import Session
 from rules.state import MAX_SEEN_EVENTS, AccountState, ContactFact, bounded
 from rules.usecases import SCAN_EVENT_TYPE, Cause, cause_of, propose
 from schemas.actions import Scores
 from schemas.events import CanonicalEvent, CommunicationLogged, PatientUpdated
 
-__all__ = ["Decision", "Output", "daily_scan", "decide", "scan_day", "scan_due"]
+__all__ = ["Decision", "Output", "daily_scan", "decide", "due_scans", "scan_day", "scan_due"]
 
 RECHECK_EVENT_TYPES = frozenset(
     {
@@ -99,6 +99,26 @@ def scan_due(last_scan_day: date | None, now: datetime, policy: Policy) -> bool:
     True
     """
     return last_scan_day is None or scan_day(now, policy) > last_scan_day
+
+
+def due_scans(last_scan_day: date | None, now: datetime, policy: Policy) -> list[datetime]:
+    """The scan instants an account missed up to ``now``: the start of each scan day after
+    ``last_scan_day`` through ``now``'s day, at most ``policy.scan.max_catch_up_days`` of them (the
+    latest). Offline runs call `daily_scan` at each, in order, before deciding an event at ``now``.
+
+    >>> from datetime import UTC
+    >>> from rules.policy import load_policy
+    >>> now = datetime(2026, 3, 16, 15, tzinfo=UTC)
+    >>> [t.isoformat() for t in due_scans(date(2026, 3, 14), now, load_policy())]
+    ['2026-03-15T04:00:00+00:00', '2026-03-16T04:00:00+00:00']
+    """
+    today = scan_day(now, policy)
+    if last_scan_day is None:
+        return [start_of_day(today, policy.scan.timezone)]
+    first = max(last_scan_day + timedelta(days=1), today - timedelta(days=policy.scan.max_catch_up_days - 1))
+    return [
+        start_of_day(first + timedelta(days=i), policy.scan.timezone) for i in range((today - first).days + 1)
+    ]
 
 
 def decide(

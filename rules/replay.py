@@ -19,14 +19,13 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime
 from typing import Any
 
-from rules.decide import daily_scan, decide, scan_day, scan_due
+from rules.decide import daily_scan, decide, due_scans, scan_day
 from rules.engine import DEFAULT_BACKEND, Backend
 from rules.outputs import Output
 from rules.policy import Policy
-from rules.schedule import start_of_day
 from rules.state import AccountState
 from schemas.actions import Action
 from schemas.audit import AuditRecord
@@ -135,24 +134,15 @@ class ReplayDiff:
 
 
 def _scan_all(
-    states: dict[str, AccountState],
-    outputs: list[Output],
-    policy: Policy,
-    last: date,
-    now_day: date,
-    backend: Backend,
+    states: dict[str, AccountState], outputs: list[Output], policy: Policy, now: datetime, backend: Backend
 ) -> None:
-    """Scan every known account for each scan day after ``last`` up to ``now_day`` (bounded catch-up)."""
-    first = max(last + timedelta(days=1), now_day - timedelta(days=policy.scan.max_catch_up_days - 1))
-    day = first
-    while day <= now_day:
-        at = start_of_day(day, policy.scan.timezone)
-        for account_id, state in list(states.items()):
-            if scan_due(state.last_scan_day, at, policy):
-                decision = daily_scan(state, policy, at, backend=backend)
-                states[account_id] = decision.state
-                outputs.extend(decision.outputs)
-        day += timedelta(days=1)
+    """Every known account's missed daily scans up to ``now``, as the Faust timer would have run them."""
+    for account_id, state in list(states.items()):
+        for at in due_scans(state.last_scan_day, now, policy):
+            decision = daily_scan(state, policy, at, backend=backend)
+            state = decision.state
+            outputs.extend(decision.outputs)
+        states[account_id] = state
 
 
 def run_events(
@@ -173,8 +163,8 @@ def run_events(
             continue
         events += 1
         day = scan_day(event.time, policy)
-        if clock is not None and day > clock:
-            _scan_all(states, outputs, policy, clock, day, backend)
+        if clock is not None and day > clock:  # the events' clock passed a scan-day boundary
+            _scan_all(states, outputs, policy, event.time, backend)
         clock = day if clock is None else max(clock, day)
         decision = decide(states.get(event.account_id), event, policy, backend=backend)
         states[event.account_id] = decision.state

@@ -6,7 +6,7 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from rules.decide import daily_scan, scan_due
+from rules.decide import daily_scan, due_scans, scan_due
 from rules.examples import Account, account, assistance, patient, payment, plan, statement
 from schemas.actions import Action, Scores
 
@@ -167,3 +167,16 @@ def test_without_scores_the_documented_prior_applies() -> None:
     scored = opened(scores=Scores(propensity_to_pay=0.9, model_version="m-7"))
     offer = by_kind(scored.send(account(T0, "450.00", "2026-01-05")).actions)["payment_plan_offer"]
     assert offer.scores.model_version == "m-7" and offer.explanation.features["scores_source"] == "model"
+
+
+def test_missed_scan_days_are_caught_up_within_the_policy_bound() -> None:
+    policy = opened().policy
+    now = datetime(2026, 5, 1, 15, tzinfo=UTC)
+    assert due_scans(date(2026, 5, 1), now, policy) == []
+    assert [t.date() for t in due_scans(date(2026, 4, 28), now, policy)] == [
+        date(2026, 4, 29),
+        date(2026, 4, 30),
+        date(2026, 5, 1),
+    ]
+    assert len(due_scans(date(2025, 1, 1), now, policy)) == policy.scan.max_catch_up_days
+    assert due_scans(None, now, policy) == [datetime(2026, 5, 1, 4, tzinfo=UTC)]
