@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rules.candidate import Candidate
+from rules.compiler import GATE_FACT_DEFAULTS
 from rules.context import Context
 from rules.decide import decide
 from rules.engine import DEFAULT_BACKEND, durable_engine, engines_for
@@ -132,8 +133,7 @@ def gate_benchmark(n: int = 2000, policy: Policy | None = None) -> dict[str, Any
         evaluate_gates(candidate, ctx)
 
     full = _time(n, lambda i: evaluate_gates(pairs[i % len(pairs)][1], pairs[i % len(pairs)][0]))
-    facts = [gate_facts(c, ctx, "email", "preferred", {}) for ctx, c in pairs]
-    facts = [{**f, **_timing_defaults()} for f in facts]
+    facts = [{**GATE_FACT_DEFAULTS, **gate_facts(c, ctx, "email", "preferred", {})} for ctx, c in pairs]
     engine = engines_for(policy, DEFAULT_BACKEND).gates
     python = engines_for(policy, "python").gates
     rules_only = _time(n, lambda i: engine.fired(facts[i % len(facts)]))
@@ -148,20 +148,3 @@ def gate_benchmark(n: int = 2000, policy: Policy | None = None) -> dict[str, Any
     report["meets_target_cpu"] = report["gate_cpu_p99_us"] < TARGET_P99_US
     report["load_average_1m"] = round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
     return report
-
-
-def _timing_defaults() -> dict[str, Any]:
-    from rules.engine import DEFAULT_GATE_FACTS
-
-    keys = (
-        "quiet_exempt",
-        "quiet_outside",
-        "quiet_no_window",
-        "calls_peak",
-        "days_since_conversation",
-        "sms_peak",
-        "email_peak",
-        "state_peak",
-        "past_expiry",
-    )
-    return {key: DEFAULT_GATE_FACTS[key] for key in keys}

@@ -33,58 +33,63 @@ from rules.policy import Policy
 
 Expr = dict[str, Any]
 
-USECASE_FACTS: dict[str, type] = {
-    "trigger": str,
-    "active_account": bool,
-    "balance_c": int,
-    "statement_due_c": int,
-    "age_days": int,
-    "days_since_statement": int,
-    "plan_active": bool,
-    "plan_missed": int,
-    "short_pay_c": int,
-    "assistance_status": str,
-    "propensity": float,
-    "dispute_open": bool,
-}
-"""Every field of a use-case fact. Unknown ages are -1 (no ``>=`` threshold matches them)."""
-
-GATE_FACTS: dict[str, type] = {
-    "kind": str,
-    "slot": str,
-    "audience": str,
-    "channel": str,
-    "collection": bool,
-    "cease": bool,
-    "attorney": bool,
-    "deceased": bool,
-    "bankruptcy": bool,
-    "dispute_open": bool,
-    "ever_disputed": bool,
-    "channel_status": str,
-    "sms_revoked": bool,
-    "quiet_exempt": bool,
-    "quiet_outside": bool,
-    "quiet_no_window": bool,
-    "calls_peak": int,
-    "days_since_conversation": int,
-    "sms_peak": int,
-    "email_peak": int,
-    "state": str,
-    "state_peak": int,
-    "past_expiry": bool,
-    "regime": str,
-    "validation_sent": bool,
-    "guarantor_is_patient": bool,
-    "confidential": bool,
-    "balance_c": int,
-    "owed_c": int,
-    "active_account": bool,
-    "propensity": float,
-}
-"""Every field of a gate fact. ``days_since_conversation`` is `NO_CONVERSATION` when there was none."""
-
 NO_CONVERSATION = 9999
+
+USECASE_FACT_DEFAULTS: dict[str, Any] = {
+    "trigger": "",
+    "active_account": True,
+    "balance_c": 0,
+    "statement_due_c": 0,
+    "age_days": -1,
+    "days_since_statement": -1,
+    "plan_active": False,
+    "plan_missed": 0,
+    "short_pay_c": 0,
+    "assistance_status": "none",
+    "propensity": 0.5,
+    "dispute_open": False,
+}
+"""Every field of a use-case fact, with a neutral value. Unknown ages are -1 (no ``>=`` threshold
+matches them)."""
+
+GATE_FACT_DEFAULTS: dict[str, Any] = {
+    "kind": "",
+    "slot": "",
+    "audience": "patient",
+    "channel": "email",
+    "collection": False,
+    "cease": False,
+    "attorney": False,
+    "deceased": False,
+    "bankruptcy": False,
+    "dispute_open": False,
+    "ever_disputed": False,
+    "channel_status": "preferred",
+    "sms_revoked": False,
+    "quiet_exempt": False,
+    "quiet_outside": False,
+    "quiet_no_window": False,
+    "calls_peak": 0,
+    "days_since_conversation": NO_CONVERSATION,
+    "sms_peak": 0,
+    "email_peak": 0,
+    "state": "",
+    "state_peak": 0,
+    "past_expiry": False,
+    "regime": "first_party",
+    "validation_sent": False,
+    "guarantor_is_patient": True,
+    "confidential": False,
+    "balance_c": 0,
+    "owed_c": 0,
+    "active_account": True,
+    "propensity": 0.5,
+}
+"""Every field of a gate fact, with a neutral value (nothing stops, nothing is counted).
+``days_since_conversation`` is `NO_CONVERSATION` when there was none."""
+
+USECASE_FACTS: dict[str, type] = {name: type(value) for name, value in USECASE_FACT_DEFAULTS.items()}
+GATE_FACTS: dict[str, type] = {name: type(value) for name, value in GATE_FACT_DEFAULTS.items()}
 
 
 # -- a tiny expression DSL over the durable-rules JSON form -----------------------------------------

@@ -30,7 +30,8 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from rules.compiler import (
-    NO_CONVERSATION,
+    GATE_FACT_DEFAULTS,
+    USECASE_FACT_DEFAULTS,
     CompiledRuleset,
     compile_gates,
     compile_usecases,
@@ -46,53 +47,8 @@ except ImportError:  # pragma: no cover - durable-rules does not build on CPytho
 Backend = Literal["durable", "python"]
 DEFAULT_BACKEND: Backend = "durable" if durable_engine is not None else "python"
 
-DEFAULT_USECASE_FACTS: dict[str, Any] = {
-    "trigger": "",
-    "active_account": True,
-    "balance_c": 0,
-    "statement_due_c": 0,
-    "age_days": -1,
-    "days_since_statement": -1,
-    "plan_active": False,
-    "plan_missed": 0,
-    "short_pay_c": 0,
-    "assistance_status": "none",
-    "propensity": 0.5,
-    "dispute_open": False,
-}
-DEFAULT_GATE_FACTS: dict[str, Any] = {
-    "kind": "",
-    "slot": "",
-    "audience": "patient",
-    "channel": "email",
-    "collection": False,
-    "cease": False,
-    "attorney": False,
-    "deceased": False,
-    "bankruptcy": False,
-    "dispute_open": False,
-    "ever_disputed": False,
-    "channel_status": "preferred",
-    "sms_revoked": False,
-    "quiet_exempt": False,
-    "quiet_outside": False,
-    "quiet_no_window": False,
-    "calls_peak": 0,
-    "days_since_conversation": NO_CONVERSATION,
-    "sms_peak": 0,
-    "email_peak": 0,
-    "state": "",
-    "state_peak": 0,
-    "past_expiry": False,
-    "regime": "first_party",
-    "validation_sent": False,
-    "guarantor_is_patient": True,
-    "confidential": False,
-    "balance_c": 0,
-    "owed_c": 0,
-    "active_account": True,
-    "propensity": 0.5,
-}
+DEFAULT_USECASE_FACTS = USECASE_FACT_DEFAULTS
+DEFAULT_GATE_FACTS = GATE_FACT_DEFAULTS
 
 
 class RulesEngineError(ValueError):
