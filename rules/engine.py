@@ -111,6 +111,7 @@ class DurableEvaluator:
         if durable_engine is None:  # pragma: no cover
             raise RulesEngineError("durable-rules is not importable on this Python")
         self._name = compiled.name
+        self._definition = compiled.definition
         self._host = _Host()
         self._host.set_rulesets({compiled.name: compiled.definition()})
         self._lock = threading.Lock()
@@ -124,6 +125,9 @@ class DurableEvaluator:
                 # Nothing matched and nothing was stored. Do not delete_state here: in 2.0.28 that
                 # aborts the process (free(): invalid pointer) [measured]; the empty sid is reused.
                 return ()
+            except Exception as exc:  # MessageObservedException, or the C extension's own error type
+                self._reset()
+                raise RulesEngineError(f"rules engine refused a fact in {self._name}: {exc!r}") from None
             try:
                 self._host.delete_state(self._name, self.SID)
             except Exception as exc:  # the C extension raises its own error type
@@ -131,6 +135,11 @@ class DurableEvaluator:
             if isinstance(state, dict) and "exception" in state:
                 raise RulesEngineError(f"a rule action failed in {self._name}: {state['exception']}")
             return tuple(self._host.fired)
+
+    def _reset(self) -> None:
+        """A fresh host after an engine error, so one bad evaluation does not poison the next."""
+        self._host = _Host()
+        self._host.set_rulesets({self._name: self._definition()})
 
 
 class RulesEngine:

@@ -161,3 +161,12 @@ def test_the_python_backend_runs_the_same_decisions() -> None:
     assert RulesEngine(compile_usecases(load_policy()), "python").fired(
         {**DEFAULT_USECASE_FACTS, "trigger": "statement", "statement_due_c": 1}
     ) == {"UC-STATEMENT"}
+
+
+def test_an_engine_error_is_a_rules_error_and_the_next_evaluation_works() -> None:
+    evaluator = DurableEvaluator(compile_gates(load_policy()))
+    facts = gate(cease=True)
+    evaluator._host.assert_fact(evaluator._name, {**facts, "sid": evaluator.SID})  # a fact left behind
+    with pytest.raises(RulesEngineError, match="refused a fact"):
+        evaluator.fired(facts)  # the identical fact is "already observed"
+    assert "G-CEASE" in evaluator.fired(facts)
