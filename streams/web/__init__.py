@@ -17,6 +17,7 @@ from aiohttp import web as aiohttp_web
 from faust.exceptions import SameNode
 from faust.web import View
 
+from streams.commands import ACCESS_TOPIC
 from streams.web.auth import ReviewRules, UserDirectory
 from streams.web.review_index import ReviewFeed, ReviewIndex
 from streams.web.views import Handler, Route, StaffAPI, WebContext
@@ -28,7 +29,6 @@ __all__ = ["install_web"]
 
 log = logging.getLogger(__name__)
 
-ACCESS_TOPIC = "access"
 DECISIONS_TOPIC = "review.decisions"
 
 

@@ -1,7 +1,8 @@
 """The access record the web layer writes to ``{prefix}.access`` for every read of account data.
 
-The ingest agent (which owns each account's audit hash chain, one writer per account) turns each
-access record into a chained ``data_access`` audit record; the web layer never writes to the audit
+The ingest agent (which owns each account's audit hash chain, one writer per account) reads each
+access record as a `streams.commands.AuditRequest` (same fields; ``kind`` defaults to ``data_access``)
+and seals it into the account's chain; the web layer never writes to the audit
 topic itself, so the chain keeps a single writer. Keyed by ``account_id`` like every topic.
 
 ``resource`` says what was read: ``account`` (``GET /accounts/{id}``) or ``review_queue`` (the account's

@@ -13,8 +13,9 @@ An action leaves the queue when an audit record says it was resolved (the conven
   (``role_not_permitted``, ``edit_failed_guardrails`` ...) are *refused* decisions: the action stays held;
 * a record about the action with ``details.cancelled: true`` (a gate stopped it while held: a dispute,
   an opt-out, its expiry);
-* any record whose ``details.superseded`` (or ``details.cancelled``) names it by id (a string or a list
-  of strings): a newer action of the same slot.
+* a newer action of the same slot: the superseded action's own record (``details.effect: superseded``),
+  or any record whose ``details.superseded`` (or ``details.cancelled``) names it by id (a string or a
+  list of strings).
 
 The two topics are read concurrently, so a resolution can be seen before the held action it
 resolves; resolutions are therefore remembered on their own (bounded, oldest forgotten first).
@@ -201,6 +202,9 @@ class ReviewIndex:
                 self.clear_pending(action_id)
             elif details.get("cancelled") is True:
                 self._resolve(action_id, "cancelled")
+            elif details.get("effect") == "superseded":
+                # The superseded action's own record (the newer action's record names it too).
+                self._resolve(action_id, "superseded")
         for superseded in _ids(details.get("superseded")):
             self._resolve(superseded, "superseded")
         for cancelled in _ids(details.get("cancelled")):

@@ -122,6 +122,7 @@ def test_a_redelivered_or_re_held_action_replaces_its_entry() -> None:
         (audit_bytes("suppressed", "a-1", gate="G-EXPIRY", cancelled=True, was="held"), "cancelled"),
         (audit_bytes("review_requested", "a-2", kind="payment_reminder", superseded="a-1"), "superseded"),
         (audit_bytes("decision", "a-2", superseded="a-1"), "superseded"),
+        (audit_bytes("decision", "a-1", effect="superseded", by="a-2", was="held"), "superseded"),
         (audit_bytes("suppressed", None, gate="G-OPTOUT", cancelled=["a-1", "a-9"]), "cancelled"),
     ],
     ids=[
@@ -133,6 +134,7 @@ def test_a_redelivered_or_re_held_action_replaces_its_entry() -> None:
         "expiry",
         "superseded-held",
         "superseded-released",
+        "superseded-own-record",
         "cancelled-list",
     ],
 )

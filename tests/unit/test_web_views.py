@@ -710,3 +710,17 @@ async def test_concurrent_decisions_on_one_action_produce_one_record(client: Cli
     fakes.gate.set()
     assert (await first).status == 202
     assert len(fakes.on(DECISIONS)) == 1
+
+
+async def test_access_records_are_what_the_ingest_agent_reads(client: Client, fakes: Fakes) -> None:
+    """The agent parses ``{prefix}.access`` as `streams.commands.AuditRequest`: every record must fit it."""
+    from streams.commands import AuditRequest
+
+    await client.get("/accounts/ACC-1", headers=auth("collector"))
+    await client.get("/review", headers=auth("admin"))
+    records = fakes.on(ACCESS)
+    assert {r.value["resource"] for r in records} == {"account", "review_queue"}
+    for record in records:
+        request = AuditRequest.model_validate(record.value)
+        assert (request.kind, request.account_id) == ("data_access", record.key)
+        assert request.model_dump(mode="json", include=set(record.value)) == record.value
