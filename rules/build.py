@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from inference.drafting import DraftOutcome
 from inference.facts import DraftFacts
 from inference.guardrails import check_message
 from inference.templates import render_template
@@ -29,6 +30,8 @@ STAFF_NOTE_VERSION = "v1"
 class Built:
     action: Action
     facts: DraftFacts | None
+    fallback: DraftOutcome | None = None
+    """The model's failed draft when the template stands in for it (audited as ``draft_fallback``)."""
 
 
 def draft_facts(
@@ -95,11 +98,17 @@ def build_action(
     assert verdict.channel is not None and verdict.not_before is not None
     state = ctx.state
     facts: DraftFacts | None = None
+    fallback: DraftOutcome | None = None
     if candidate.kind == "staff_task" and not candidate.contacts_patient:
         message = staff_note(candidate, state)
     else:
         facts = draft_facts(candidate, verdict.channel, verdict.disclosures, state)
-        message = render_template(facts)
+        drafted = ctx.drafts.get(action_id)
+        if drafted is not None and drafted.fallback_reason is None:
+            message = drafted.message
+        else:
+            message = render_template(facts)
+            fallback = drafted if drafted is not None and drafted.fallback_reason != "disabled" else None
     content = content_gate(message, facts)
     reasons = list(verdict.review_reasons)
     if content.outcome != "pass":
@@ -138,7 +147,7 @@ def build_action(
         trigger=trigger,
         tags=list(candidate.tags),
     )
-    return Built(action, facts)
+    return Built(action, facts, fallback)
 
 
 def released(action: Action, *, not_before: datetime, message: Message, rules: list[RuleOutcome]) -> Action:

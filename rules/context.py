@@ -13,10 +13,11 @@ Built once per decision (`Context.build`) and refreshed when the decision plans 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
+from inference.drafting import DraftOutcome
 from rules.engine import DEFAULT_BACKEND, Backend, Engines, engines_for
 from rules.frequency import Ledger
 from rules.policy import Policy
@@ -66,6 +67,8 @@ class Context:
     ledger: Ledger
     engines: Engines
     person_contacts: tuple[ContactFact, ...] = ()
+    drafts: Mapping[str, DraftOutcome] = field(default_factory=dict)
+    """Model drafts by action id (see `rules.outputs.Decision.draft_requests`); absent: templates."""
 
     @classmethod
     def build(
@@ -76,6 +79,7 @@ class Context:
         scores: Scores | None = None,
         person_contacts: Sequence[ContactFact] = (),
         backend: Backend = DEFAULT_BACKEND,
+        drafts: Mapping[str, DraftOutcome] | None = None,
     ) -> Context:
         reference = reference_zone(state.patient, policy)
         others = tuple(person_contacts)
@@ -89,6 +93,7 @@ class Context:
             ledger=Ledger.build([*state.contacts, *others], reference, policy),
             engines=engines_for(policy, backend),
             person_contacts=others,
+            drafts=drafts or {},
         )
 
     def with_state(self, state: AccountState) -> Context:

@@ -24,9 +24,10 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
+from inference.drafting import DraftOutcome
 from rules.engine import DEFAULT_BACKEND, Backend
 from rules.facts import apply_event
 from rules.optout import classify
@@ -129,6 +130,7 @@ def decide(
     scores: Scores | None = None,
     person_contacts: Sequence[ContactFact] = (),
     backend: Backend = DEFAULT_BACKEND,
+    drafts: Mapping[str, DraftOutcome] | None = None,
 ) -> Decision:
     """Fold ``event`` into ``state`` and decide what to do about it.
 
@@ -154,7 +156,14 @@ def decide(
     )
     cause = cause_of(event.type, event.id, data)
     session = Session(
-        state, policy, now, cause, scores=scores, person_contacts=person_contacts, backend=backend
+        state,
+        policy,
+        now,
+        cause,
+        scores=scores,
+        person_contacts=person_contacts,
+        backend=backend,
+        drafts=drafts,
     )
     if isinstance(data, CommunicationLogged):
         _read_reply(session, data)
@@ -191,6 +200,7 @@ def daily_scan(
     scores: Scores | None = None,
     person_contacts: Sequence[ContactFact] = (),
     backend: Backend = DEFAULT_BACKEND,
+    drafts: Mapping[str, DraftOutcome] | None = None,
 ) -> Decision:
     """The daily scan of one account at ``now`` (the scheduler's time): aging use cases, expiries.
 
@@ -201,7 +211,14 @@ def daily_scan(
         return Decision(state=state, outputs=(), duplicate=True)
     cause = Cause("scan", f"scan-{day.isoformat()}", SCAN_EVENT_TYPE)
     session = Session(
-        state, policy, now, cause, scores=scores, person_contacts=person_contacts, backend=backend
+        state,
+        policy,
+        now,
+        cause,
+        scores=scores,
+        person_contacts=person_contacts,
+        backend=backend,
+        drafts=drafts,
     )
     session.expire_held()
     for candidate in propose(cause, session.ctx):

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
+from inference.facts import DraftFacts
 from rules.policy import Policy
 from rules.state import AccountState
 from schemas.audit import Actor, AuditDraft, AuditKind, AuditRecord, seal
@@ -51,6 +52,10 @@ class Decision:
     state: AccountState
     outputs: tuple[Output, ...]
     duplicate: bool = False
+    draft_requests: tuple[tuple[str, DraftFacts], ...] = ()
+    """The patient-facing words this decision wants drafted, by action id. The shell drafts them with
+    the model (concurrently, off the per-event path) and decides again with the drafts; the decision is
+    otherwise the same, because drafting changes only an action's message and adds audit records."""
 
 
 class AuditTrail:

@@ -15,10 +15,12 @@ account's audit trail and the outputs, and applies the engine-wide rules once:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from inference.drafting import DraftOutcome
+from inference.facts import DraftFacts
 from rules.build import build_action
 from rules.candidate import Candidate
 from rules.context import Context
@@ -61,8 +63,10 @@ class Session:
         scores: Any = None,
         person_contacts: Sequence[ContactFact] = (),
         backend: Backend,
+        drafts: Mapping[str, DraftOutcome] | None = None,
     ) -> None:
-        self.ctx = Context.build(state, policy, now, scores, person_contacts, backend)
+        self.ctx = Context.build(state, policy, now, scores, person_contacts, backend, drafts)
+        self.draft_requests: list[tuple[str, DraftFacts]] = []
         self.trail = AuditTrail(state, policy)
         self.cause = cause
         self.outputs: list[Output] = []
@@ -152,6 +156,17 @@ class Session:
             self.ctx,
             Trigger(event_id=self.cause.event_id, type=self.cause.event_type),
         )
+        if built.facts is not None:
+            self.draft_requests.append((action_id, built.facts))
+        if built.fallback is not None:
+            self.audit(
+                "draft_fallback",
+                action_id=action_id,
+                kind=candidate.kind,
+                reason=built.fallback.fallback_reason,
+                violations=list(built.fallback.violations),
+                template_id=built.action.message.template_id if built.action.message else None,
+            )
         self._emit_action(candidate, built.action, verdict, record)
 
     def _suppressed(
@@ -406,4 +421,6 @@ class Session:
             }
         )
         audits = [Output("audit", state.account_id, record) for record in self.trail.records]
-        return Decision(state=state, outputs=(*self.outputs, *audits))
+        return Decision(
+            state=state, outputs=(*self.outputs, *audits), draft_requests=tuple(self.draft_requests)
+        )

@@ -11,22 +11,32 @@ concurrency > 1 can commit past an in-flight message); a redelivered event is re
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import faust
+from faust.streams import Stream
+from faust.types import EventT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from inference.drafting import Drafter
+from models.suite import ModelSuite
 from rules.policy import Policy, load_policy
-from streams.ingest import InputRecord, ingest
+from rules.state import AccountState
+from streams.ingest import INPUT_TOPICS, InputRecord, Processor
 from streams.lag import install_lag_metrics
 from streams.platform_ingress import install_platform_ingress
 from streams.settings import StreamSettings
 from streams.web import install_web
 
 OUTPUT_TOPICS = ("actions", "review", "audit", "dlq")
+BATCH_SIZE = 500
+BATCH_WITHIN_S = 0.05
+"""A batch closes at 500 records or after 50 ms: drafts of a batch are made concurrently."""
+CHECKPOINT_INTERVAL_S = 60.0
 
 
 def raw_schema() -> faust.Schema:
@@ -80,7 +90,17 @@ class Engine:
             partitions=self.settings.partitions,
             help="AccountState JSON by account_id",
         )
-        self.app.agent(self.events_topic, name="ingest", concurrency=1)(self._ingest)
+        self.models = ModelSuite.restore(_read(self.checkpoint_path))
+        self.processor = Processor(
+            self.policy, prefix=self.settings.topic_prefix, drafter=Drafter.from_env(), models=self.models
+        )
+        inputs = self.app.topic(
+            *(self.settings.topic(name) for name in INPUT_TOPICS),
+            schema=raw_schema(),
+            partitions=self.settings.partitions,
+        )
+        self.app.agent(inputs, name="ingest", concurrency=1)(self._ingest)
+        self.app.timer(CHECKPOINT_INTERVAL_S, on_leader=False)(self._checkpoint)
         install_lag_metrics(self.app, {"accounts": self.accounts})
         self.app.page("/health")(self._health_view())
         self.app.page("/metrics")(_MetricsView)
@@ -92,27 +112,39 @@ class Engine:
             self.settings.topic(name), schema=raw_schema(), partitions=self.settings.partitions
         )
 
-    async def _ingest(self, stream: faust.StreamT[bytes]) -> AsyncIterator[None]:
-        async for event in stream.events():
-            message = event.message
-            record = InputRecord(
-                topic=message.topic,
-                partition=message.partition,
-                offset=message.offset,
-                key=message.key,
-                value=message.value,
-                received_at=datetime.now(UTC),
-            )
-            blob = self.accounts.get(message.key) if message.key else None
-            result = ingest(record, blob, self.policy)
-            if result.state is not None:
-                # Keyed by the message key's bytes, so the table partition matches the topic partition.
-                self.accounts[result.state.account_id.encode()] = result.state.model_dump_json().encode()
-            for output in result.outputs:
-                await self.outputs[output.topic].send(
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.settings.data_dir / "models.ckpt"
+
+    async def _ingest(self, stream: Stream[bytes]) -> AsyncIterator[None]:
+        async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
+            states = TableStates(self.accounts, stream, batch)
+            received_at = datetime.now(UTC)
+            records = [
+                InputRecord(
+                    topic=event.message.topic,
+                    partition=event.message.partition,
+                    offset=event.message.offset,
+                    key=event.message.key,
+                    value=event.message.value or b"",
+                    received_at=received_at,
+                )
+                for event in batch
+            ]
+            for output in await self.processor.process(records, states):
+                # Buffered: Faust flushes its producer before it commits the input offsets.
+                self.outputs[output.topic].send_soon(
                     key=output.key.encode(), value=output.value.model_dump_json().encode()
                 )
             yield None
+
+    async def _checkpoint(self) -> None:
+        """Save the learned models, so a restarted worker resumes where it was."""
+        blob = self.models.checkpoint()
+        self.checkpoint_path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.checkpoint_path.with_suffix(".tmp")
+        partial.write_bytes(blob)
+        partial.replace(self.checkpoint_path)
 
     def _health_view(self) -> type[View]:
         app = self.app
@@ -125,6 +157,35 @@ class Engine:
                 return self.json(body, status=200 if ready else 503)
 
         return HealthView
+
+
+class TableStates:
+    """The account table seen as account id → `AccountState` (JSON bytes underneath), for one batch.
+
+    Faust files a table write under the partition of the stream's *current event* (the RocksDB store's
+    per-partition database and the changelog partition). In a batch that is only the last event, so
+    each account's state is written with its own latest event made current: the account's partition.
+    """
+
+    def __init__(self, table: faust.types.TableT, stream: Stream[bytes], batch: Sequence[EventT]) -> None:
+        self.table = table
+        self.stream = stream
+        self.events = {event.message.key: event for event in batch if event.message.key is not None}
+
+    def get(self, account_id: str) -> AccountState | None:
+        blob = self.table.get(account_id.encode())
+        return AccountState.model_validate_json(blob) if blob else None
+
+    def __setitem__(self, account_id: str, state: AccountState | None) -> None:
+        if state is None:
+            return
+        key = account_id.encode()
+        self.stream._set_current_event(self.events[key])  # no public way to say which event a write is for
+        self.table[key] = state.model_dump_json().encode()
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
 
 
 class _MetricsView(View):

@@ -62,6 +62,7 @@ def decide(
     ] = None,
 ) -> None:
     """Run the decision core offline and print every output as one JSON object a line."""
+    from inference.drafting import Drafter
     from rules.policy import load_policy
     from streams.offline import decide_lines
     from streams.settings import StreamSettings
@@ -69,20 +70,28 @@ def decide(
     prefix = StreamSettings().topic_prefix
     source = sys.stdin.buffer if str(events) == "-" else events.open("rb")
     with source:
-        for output in decide_lines(source, load_policy(policy)):
-            sys.stdout.write(json.dumps(output.as_line(prefix), separators=(",", ":")) + "\n")
+        outputs = decide_lines(source, load_policy(policy), prefix=prefix, drafter=Drafter.from_env())
+    for output in outputs:
+        sys.stdout.write(json.dumps(output.as_line(prefix), separators=(",", ":")) + "\n")
 
 
 @app.command()
 def demo(
+    patients: Annotated[int, typer.Option(min=1, help="simulated patients (guarantor accounts)")] = 2_000,
+    days: Annotated[int, typer.Option(min=1, help="simulated days, streamed one day at a time")] = 180,
+    seed: Annotated[int, typer.Option(help="simulator seed (the baseline runs on the same one)")] = 7,
+    report: Annotated[Path, typer.Option(help="where to write the self-contained HTML report")] = Path(
+        "billwise-report.html"
+    ),
     events: Annotated[
-        Path | None, typer.Option(help="events to stream (default: the shipped sample)")
+        Path | None,
+        typer.Option(help="stream this file of canonical events instead of the simulation (no KPIs)"),
     ] = None,
 ) -> None:
-    """Embedded broker + worker + a sample practice's events; prints the resulting actions."""
+    """Embedded broker + worker + a simulated practice, against a fixed-cadence baseline; HTML report."""
     from streams.demo import run_demo
 
-    raise typer.Exit(run_demo(events))
+    raise typer.Exit(run_demo(patients, days, seed, report, events=events))
 
 
 @app.command()

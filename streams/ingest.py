@@ -1,29 +1,53 @@
-"""Ingest: one raw input record in, the records to write out.
+"""Ingest: input records in, the records to write out.
 
-This is the part of the shell that is worth testing without Kafka: it parses and validates the
-bytes, de-duplicates through the account state, calls the pure decision core and turns every
-failure into a dead-letter record. It never raises, so a poison message cannot stop its partition.
+`Processor` is the part of the shell worth testing without Kafka. It routes each record by its topic
+(canonical events, reviewer decisions, audit requests, sender outcomes) to the pure decision core,
+scores accounts with the worker's models, catches up daily scans an account missed, drafts words with
+the language model, and turns every failure into a dead-letter record. It never raises, so a poison
+message cannot stop its partition.
+
+Drafting never holds up a single event: a batch is decided once with the approved templates, the
+patient-facing words it wants are drafted concurrently (bounded in flight, each within the drafting
+timeout), and the batch is decided again with those drafts. Decisions are pure, so the second pass is
+the first one with better words; a draft that failed keeps its template and is audited.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from pydantic import ValidationError
 
-from rules.decide import Decision, Output, decide
+from inference.drafting import Drafter, DraftOutcome
+from inference.facts import DraftFacts
+from models.suite import ModelSuite
+from rules.access import record_access
+from rules.decide import daily_scan, decide, due_scans, scan_due
+from rules.facts import apply_event
+from rules.outputs import Decision, Output
 from rules.policy import Policy
+from rules.review import review_decision
 from rules.state import AccountState
-from schemas.actions import Action
+from schemas.actions import PATIENT_FACING_KINDS, Action, Scores
 from schemas.audit import AuditRecord
 from schemas.deadletter import DeadLetter, DeadLetterError, raw_text
-from schemas.events import InvalidEvent, parse_event
+from schemas.events import CanonicalEvent, InvalidEvent, PaymentPostedEvent, parse_event
+from schemas.inputs import ActionOutcome, ReviewDecision
 from streams import metrics
+from streams.commands import ACCESS_TOPIC, AuditRequest
 
 log = logging.getLogger(__name__)
+
+INPUT_TOPICS = ("events", "review.decisions", ACCESS_TOPIC, "outcomes")
+"""The topics (after the prefix) the ingest agent reads; all keyed by account id."""
+
+# Errors a decision may raise on an input nobody foresaw; anything else is a bug that should surface.
+_DECISION_ERRORS = (ValidationError, ValueError, TypeError, ArithmeticError, LookupError)
 
 
 @dataclass(frozen=True)
@@ -36,13 +60,6 @@ class InputRecord:
     key: bytes | None
     value: bytes
     received_at: datetime
-
-
-@dataclass(frozen=True)
-class IngestResult:
-    state: AccountState | None
-    """The account's new state, or ``None`` when the state is unchanged."""
-    outputs: tuple[Output, ...]
 
 
 def dead_letter(record: InputRecord, kind: str, message: str, path: str | None = None) -> Output:
@@ -62,38 +79,226 @@ def dead_letter(record: InputRecord, kind: str, message: str, path: str | None =
     return Output("dlq", key or "", letter)
 
 
-def load_state(blob: bytes | None) -> AccountState | None:
-    return AccountState.model_validate_json(blob) if blob else None
+class StateStore(Protocol):
+    """Account id → state: the Faust table in the worker, a dict offline."""
+
+    def get(self, account_id: str, /) -> AccountState | None: ...
+
+    def __setitem__(self, account_id: str, state: AccountState | None, /) -> None: ...
 
 
-def ingest(record: InputRecord, state_blob: bytes | None, policy: Policy) -> IngestResult:
-    """Validate, de-duplicate and decide one input record. Never raises."""
-    try:
-        event = parse_event(record.value)
-    except InvalidEvent as exc:
-        return IngestResult(None, (dead_letter(record, exc.kind, exc.message, exc.path),))
-    key = record.key.decode("utf-8", "replace") if record.key is not None else None
-    if key != event.account_id:
-        message = f"message key {key!r} is not the event's account_id (every topic is keyed by account_id)"
-        return IngestResult(None, (dead_letter(record, "key_mismatch", message, "data.account_id"),))
-    started = time.perf_counter()
-    try:
-        decision = decide(load_state(state_blob), event, policy)
-    except (ValidationError, ValueError, TypeError, ArithmeticError, LookupError) as exc:
-        # A bug or an unforeseen input must not stop the partition: dead-letter it and say why.
-        # The log names the error class and event id only; messages may quote patient data.
-        log.exception("decision failed for event %s: %s", event.id, type(exc).__name__)
-        return IngestResult(None, (dead_letter(record, "decision_error", f"{type(exc).__name__}: {exc}"),))
-    metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
-    _count(decision, event.type)
-    return IngestResult(None if decision.duplicate else decision.state, decision.outputs)
+class Rejected(Exception):
+    """An input record that cannot be accepted: becomes a dead-letter record."""
+
+    def __init__(self, kind: str, message: str, path: str | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.message, self.path = kind, message, path
 
 
-def _count(decision: Decision, event_type: str) -> None:
-    if decision.duplicate:
-        metrics.DUPLICATES.inc()
-        return
-    metrics.EVENTS_IN.labels(type=event_type).inc()
+@dataclass
+class _Pass:
+    """One pass over a batch: the states as they evolve, the outputs and the words wanted."""
+
+    states: dict[str, AccountState | None]
+    final: bool
+    drafts: dict[str, DraftOutcome]
+    outputs: list[Output] = field(default_factory=list)
+    wanted: list[tuple[str, DraftFacts]] = field(default_factory=list)
+    changed: set[str] = field(default_factory=set)
+
+
+class Processor:
+    """One worker's (or one offline run's) decision path over batches of input records."""
+
+    def __init__(
+        self,
+        policy: Policy,
+        *,
+        prefix: str = "billing",
+        drafter: Drafter | None = None,
+        models: ModelSuite | None = None,
+    ) -> None:
+        self.policy = policy
+        self.prefix = prefix
+        self.drafter = drafter or Drafter(None)
+        self.models = models
+        self._handlers: dict[str, Callable[[InputRecord, str | None, _Pass], None]] = {
+            f"{prefix}.events": self._event,
+            f"{prefix}.review.decisions": self._review,
+            f"{prefix}.{ACCESS_TOPIC}": self._access,
+            f"{prefix}.outcomes": self._outcome,
+        }
+
+    async def process(self, records: Sequence[InputRecord], store: StateStore) -> list[Output]:
+        """Decide ``records`` in order against ``store`` (account id → state), updating it; never raises."""
+        before: dict[str, AccountState | None] = {}
+        for record in records:
+            if record.key is not None:
+                account_id = record.key.decode("utf-8", "replace")
+                if account_id not in before:
+                    before[account_id] = store.get(account_id)
+        run = self._run(records, before, drafts={}, final=not self.drafter.enabled)
+        if not run.final:
+            outcomes = await self.drafter.draft_many([facts for _, facts in run.wanted]) if run.wanted else []
+            drafts = {
+                action_id: outcome for (action_id, _), outcome in zip(run.wanted, outcomes, strict=True)
+            }
+            run = self._run(records, before, drafts=drafts, final=True)
+        for account_id in run.changed:
+            store[account_id] = run.states[account_id]
+        return run.outputs
+
+    def _run(
+        self,
+        records: Sequence[InputRecord],
+        before: dict[str, AccountState | None],
+        *,
+        drafts: dict[str, DraftOutcome],
+        final: bool,
+    ) -> _Pass:
+        run = _Pass(states=dict(before), final=final, drafts=drafts)
+        for record in records:
+            handler = self._handlers.get(record.topic)
+            key = record.key.decode("utf-8", "replace") if record.key is not None else None
+            try:
+                if handler is None:
+                    raise Rejected("unknown_topic", f"the ingest agent does not read {record.topic!r}")
+                handler(record, key, run)
+            except Rejected as exc:
+                if final:
+                    run.outputs.append(dead_letter(record, exc.kind, exc.message, exc.path))
+            except _DECISION_ERRORS as exc:
+                # The log names the error class and position only: messages may quote patient data.
+                log.exception(
+                    "decision failed at %s[%d]@%d: %s",
+                    record.topic,
+                    record.partition,
+                    record.offset,
+                    type(exc).__name__,
+                )
+                if final:
+                    run.outputs.append(dead_letter(record, "decision_error", f"{type(exc).__name__}: {exc}"))
+        return run
+
+    def _apply(self, run: _Pass, account_id: str, decision: Decision, label: str) -> None:
+        run.wanted.extend(decision.draft_requests)
+        if decision.duplicate:
+            if run.final:
+                metrics.DUPLICATES.inc()
+            return
+        run.states[account_id] = decision.state
+        run.changed.add(account_id)
+        run.outputs.extend(decision.outputs)
+        if run.final:
+            _count(decision, label)
+
+    # -- handlers ---------------------------------------------------------------------------------
+
+    def _event(self, record: InputRecord, key: str | None, run: _Pass) -> None:
+        try:
+            event = parse_event(record.value)
+        except InvalidEvent as exc:
+            raise Rejected(exc.kind, exc.message, exc.path) from None
+        key = _keyed(key, event.account_id, "data.account_id")
+        started = time.perf_counter()
+        state = run.states.get(key)
+        if (
+            state is not None
+            and not state.has_seen(event.dedup_key)
+            and scan_due(state.last_scan_day, event.time, self.policy)
+        ):
+            for moment in due_scans(state.last_scan_day, event.time, self.policy):
+                scores, _ = self._score(state, moment, run)
+                scan = daily_scan(state, self.policy, moment, scores=scores, drafts=run.drafts)
+                self._apply(run, key, scan, "scan")
+                state = scan.state
+        scores, x = self._score(
+            apply_event(state, event.data) if state is not None else None, event.time, run
+        )
+        if run.final and self.models is not None and isinstance(event, PaymentPostedEvent):
+            self.models.paid(key, event.data.posted_at)
+        decision = decide(state, event, self.policy, scores=scores, drafts=run.drafts)
+        self._apply(run, key, decision, event.type)
+        if run.final:
+            self._learned(key, decision, x, scores, event)
+            metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
+
+    def _score(
+        self, state: AccountState | None, now: datetime, run: _Pass
+    ) -> tuple[Scores | None, dict[str, float]]:
+        if self.models is None or state is None:
+            return None, {}
+        return self.models.score(state, now)
+
+    def _learned(
+        self, key: str, decision: Decision, x: dict[str, float], scores: Scores | None, event: CanonicalEvent
+    ) -> None:
+        if self.models is None or scores is None:
+            return
+        self.models.tick(event.time)
+        if any(
+            isinstance(o.value, Action) and o.value.kind in PATIENT_FACING_KINDS for o in decision.outputs
+        ):
+            self.models.decided(key, x, scores, event.time)
+
+    def _review(self, record: InputRecord, key: str | None, run: _Pass) -> None:
+        try:
+            decision = ReviewDecision.model_validate_json(record.value)
+        except ValidationError as exc:
+            raise _rejected(exc) from None
+        key = _keyed(key, decision.account_id, "account_id")
+        state = run.states.get(key)
+        if state is None:
+            raise Rejected("unknown_account", f"no account {decision.account_id!r} on this key", "account_id")
+        self._apply(run, key, review_decision(state, decision, self.policy, decision.at), "review")
+
+    def _access(self, record: InputRecord, key: str | None, run: _Pass) -> None:
+        try:
+            request = AuditRequest.model_validate_json(record.value)
+        except ValidationError as exc:
+            raise _rejected(exc) from None
+        key = _keyed(key, request.account_id, "account_id")
+        details = {"resource": request.resource, **request.details}
+        decision = record_access(
+            run.states.get(key),
+            key,
+            request.kind,
+            request.at,
+            user_id=request.user_id,
+            role=request.role,
+            details=details,
+            policy=self.policy,
+        )
+        self._apply(run, key, decision, "access")
+
+    def _outcome(self, record: InputRecord, key: str | None, run: _Pass) -> None:
+        # Sender outcomes are validated and counted; contacts are planned when an action is released,
+        # so the frequency windows do not wait for them.
+        try:
+            outcome = ActionOutcome.model_validate_json(record.value)
+        except ValidationError as exc:
+            raise _rejected(exc) from None
+        _keyed(key, outcome.account_id, "account_id")
+        if run.final:
+            metrics.OUTCOMES.labels(status=outcome.status).inc()
+
+
+def _keyed(key: str | None, account_id: str, path: str) -> str:
+    """The record's key, which must be its account id: every topic is keyed by account_id."""
+    if key != account_id:
+        raise Rejected("key_mismatch", f"message key {key!r} is not the record's account_id", path)
+    return key
+
+
+def _rejected(exc: ValidationError) -> Rejected:
+    error = exc.errors(include_url=False)[0]
+    path = ".".join(str(part) for part in error["loc"])
+    kind = "invalid_json" if error["type"] == "json_invalid" else "validation_error"
+    return Rejected(kind, f"{path}: {error['msg']}" if path else error["msg"], path or None)
+
+
+def _count(decision: Decision, label: str) -> None:
+    metrics.EVENTS_IN.labels(type=label).inc()
     for output in decision.outputs:
         if isinstance(output.value, Action):
             metrics.DECISIONS.labels(

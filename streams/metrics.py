@@ -21,3 +21,4 @@ DECISION_SECONDS = Histogram(
     "Time to decide one event (state fold, use cases, gates, drafts)",
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
+OUTCOMES = Counter("billwise_action_outcomes_total", "Sender outcomes received, by status", ["status"])

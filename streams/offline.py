@@ -1,20 +1,27 @@
 """The decision core over a file of canonical events, without Kafka (``billwise decide``).
 
-Each line goes through the same `streams.ingest.ingest` as a record on ``billing.events`` would, with
-the line number as its offset, so offline runs show exactly what the stream would write.
+Each line goes through the same `streams.ingest.Processor` as a record on ``billing.events`` would,
+in batches as the worker takes them, with the line number as its offset: offline runs show exactly
+what the stream would write, drafts included (`VLLM_BASE_URL` set: the model with its fallback;
+unset: the approved templates).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from datetime import UTC, datetime
+from itertools import islice
 
-from rules.decide import Output
+from inference.drafting import Drafter
+from models.suite import ModelSuite
+from rules.outputs import Output
 from rules.policy import Policy
-from streams.ingest import InputRecord, ingest
+from rules.state import AccountState
+from streams.ingest import InputRecord, Processor
 
-OFFLINE_TOPIC = "billing.events"
+BATCH_SIZE = 500
 
 
 def _account_key(line: bytes) -> bytes | None:
@@ -26,22 +33,41 @@ def _account_key(line: bytes) -> bytes | None:
     return account_id.encode() if isinstance(account_id, str) else None
 
 
-def decide_lines(lines: Iterable[bytes], policy: Policy, topic: str = OFFLINE_TOPIC) -> Iterator[Output]:
-    """Every output of the decision core for ``lines`` (JSON lines), in order."""
-    states: dict[str, bytes] = {}
+def _records(lines: Iterable[bytes], topic: str) -> Iterator[InputRecord]:
     for offset, line in enumerate(lines):
-        if not line.strip():
-            continue
-        key = _account_key(line)
-        record = InputRecord(
-            topic=topic,
-            partition=0,
-            offset=offset,
-            key=key,
-            value=line.rstrip(b"\r\n"),
-            received_at=datetime.now(UTC),
-        )
-        result = ingest(record, states.get(key.decode()) if key else None, policy)
-        if result.state is not None:
-            states[result.state.account_id] = result.state.model_dump_json().encode()
-        yield from result.outputs
+        if line.strip():
+            value = line.rstrip(b"\r\n")
+            yield InputRecord(topic, 0, offset, _account_key(value), value, datetime.now(UTC))
+
+
+async def decide_stream(
+    lines: Iterable[bytes],
+    policy: Policy,
+    *,
+    prefix: str = "billing",
+    drafter: Drafter | None = None,
+    models: ModelSuite | None = None,
+) -> AsyncIterator[Output]:
+    """Every output for ``lines`` (JSON lines of canonical events), in order."""
+    processor = Processor(policy, prefix=prefix, drafter=drafter, models=models)
+    states: dict[str, AccountState | None] = {}
+    records = _records(lines, f"{prefix}.events")
+    while batch := list(islice(records, BATCH_SIZE)):
+        for output in await processor.process(batch, states):
+            yield output
+
+
+def decide_lines(
+    lines: Iterable[bytes], policy: Policy, *, prefix: str = "billing", drafter: Drafter | None = None
+) -> list[Output]:
+    """`decide_stream` with a freshly started worker's models (their priors, learning as it goes)."""
+
+    async def collect() -> list[Output]:
+        models = ModelSuite(monitored=False)
+        stream = decide_stream(lines, policy, prefix=prefix, drafter=drafter, models=models)
+        outputs = [output async for output in stream]
+        if drafter is not None:
+            await drafter.aclose()
+        return outputs
+
+    return asyncio.run(collect())

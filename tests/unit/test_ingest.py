@@ -1,7 +1,8 @@
-"""Ingest: validation, de-duplication and dead-lettering around the decision core; it never raises."""
+"""The worker's decision path without Kafka: routing, dead letters, de-duplication, scans and drafts."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from datetime import UTC, datetime
@@ -9,27 +10,41 @@ from pathlib import Path
 
 import pytest
 
+from inference.client import VllmClient
+from inference.drafting import Drafter
+from inference.stub import StubServer
+from rules.outputs import Output
 from rules.policy import load_policy
+from rules.state import AccountState
+from schemas.actions import Action
+from schemas.audit import AuditRecord, verify_chain
 from schemas.deadletter import DeadLetter
 from streams import ingest as ingest_module
-from streams.ingest import InputRecord, ingest
+from streams.ingest import InputRecord, Processor
 
 SAMPLE = Path("streams/sample_events.jsonl")
+WHEN = datetime(2026, 3, 1, tzinfo=UTC)
 
 
-def _record(value: bytes, key: bytes | None, offset: int = 7) -> InputRecord:
-    return InputRecord("billing.events", 2, offset, key, value, datetime(2026, 3, 1, tzinfo=UTC))
+def _lines() -> list[bytes]:
+    return [line for line in SAMPLE.read_bytes().splitlines() if b"sample-bad" not in line]
 
 
-def _first_statement() -> bytes:
-    line = next(line for line in SAMPLE.read_bytes().splitlines() if b"statement.generated" in line)
-    return line
+def _record(value: bytes, key: bytes | None, topic: str = "billing.events", offset: int = 7) -> InputRecord:
+    return InputRecord(topic, 2, offset, key, value, WHEN)
 
 
-def _dead_letter(value: bytes, key: bytes | None) -> DeadLetter:
-    result = ingest(_record(value, key), None, load_policy())
-    assert result.state is None
-    [output] = result.outputs
+def _key(line: bytes) -> bytes:
+    return str(json.loads(line)["data"]["account_id"]).encode()
+
+
+def _run(records: list[InputRecord], states: dict | None = None, **kwargs: object) -> list[Output]:
+    processor = Processor(load_policy(), **kwargs)  # type: ignore[arg-type]
+    return asyncio.run(processor.process(records, states if states is not None else {}))
+
+
+def _dead_letter(value: bytes, key: bytes | None, topic: str = "billing.events") -> DeadLetter:
+    [output] = _run([_record(value, key, topic)])
     assert output.topic == "dlq"
     assert isinstance(output.value, DeadLetter)
     return output.value
@@ -48,27 +63,34 @@ def test_bad_json_is_dead_lettered_with_its_bytes_and_position() -> None:
 
 def test_non_utf8_bytes_are_kept_as_base64() -> None:
     raw = b"\x00\xff\xfe garbage"
-    letter = _dead_letter(raw, None)
+    letter = _dead_letter(raw, b"ACC-1")
     assert letter.raw_encoding == "base64"
     assert base64.b64decode(letter.raw) == raw
 
 
-def test_key_must_be_the_account_id() -> None:
-    letter = _dead_letter(_first_statement(), b"ACC-OTHER")
-    assert letter.error.type == "key_mismatch"
-    assert letter.key == "ACC-OTHER"
+def test_key_must_be_present_and_be_the_account_id() -> None:
+    line = _lines()[0]
+    assert _dead_letter(line, b"ACC-OTHER").error.type == "key_mismatch"
+    assert _dead_letter(line, None).error.type == "key_mismatch"
 
 
-def test_redelivered_event_changes_nothing() -> None:
-    policy = load_policy()
-    line = _first_statement()
-    key = json.loads(line)["data"]["account_id"].encode()
-    first = ingest(_record(line, key), None, policy)
-    assert first.state is not None and first.outputs
-    blob = first.state.model_dump_json().encode()
-    again = ingest(_record(line, key, offset=8), blob, policy)
-    assert again.state is None
-    assert again.outputs == ()
+def test_records_of_every_input_topic_are_validated() -> None:
+    for topic in ("billing.review.decisions", "billing.access", "billing.outcomes"):
+        letter = _dead_letter(b'{"action_id": 3}', b"ACC-1", topic)
+        assert letter.error.type == "validation_error", topic
+        assert letter.error.path
+    assert _dead_letter(b"{}", b"ACC-1", "billing.elsewhere").error.type == "unknown_topic"
+
+
+def test_a_batch_decides_like_one_record_at_a_time_and_redelivery_changes_nothing() -> None:
+    lines = _lines()
+    records = [_record(line, _key(line), offset=n) for n, line in enumerate(lines)]
+    together = _run(records)
+    states: dict[str, AccountState | None] = {}
+    one_by_one = [output for record in records for output in _run([record], states)]
+    assert [o.as_line() for o in together] == [o.as_line() for o in one_by_one]
+    assert any(isinstance(o.value, Action) for o in together)
+    assert _run(records, states) == []  # every event already applied
 
 
 def test_a_failing_decision_is_dead_lettered_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -76,7 +98,78 @@ def test_a_failing_decision_is_dead_lettered_not_raised(monkeypatch: pytest.Monk
         raise ArithmeticError("boom")
 
     monkeypatch.setattr(ingest_module, "decide", broken)
-    line = _first_statement()
-    letter = _dead_letter(line, json.loads(line)["data"]["account_id"].encode())
+    line = _lines()[0]
+    letter = _dead_letter(line, _key(line))
     assert letter.error.type == "decision_error"
     assert "ArithmeticError" in letter.error.message
+
+
+def test_audit_requests_are_chained_into_the_accounts_trail() -> None:
+    lines = _lines()
+    states: dict[str, AccountState | None] = {}
+    decided = _run([_record(line, _key(line)) for line in lines], states)
+    request = {
+        "account_id": "ACC-1001",
+        "user_id": "u-1",
+        "role": "collector",
+        "at": "2026-03-20T10:00:00Z",
+        "resource": "account",
+    }
+    [output] = _run([_record(json.dumps(request).encode(), b"ACC-1001", "billing.access")], states)
+    assert isinstance(output.value, AuditRecord)
+    assert (output.value.kind, output.value.actor.id, output.value.actor.role) == (
+        "data_access",
+        "u-1",
+        "collector",
+    )
+    audit = [o.value for o in [*decided, output] if isinstance(o.value, AuditRecord)]
+    assert verify_chain(audit) is None
+
+
+def test_a_day_boundary_runs_the_missed_daily_scans_first() -> None:
+    lines = _lines()
+    states: dict[str, AccountState | None] = {}
+    _run([_record(line, _key(line)) for line in lines], states)
+    account = states["ACC-1002"]
+    assert account is not None and account.last_scan_day is not None
+    later = json.loads(next(line for line in lines if b'"ACC-1002"' in line and b"statement" in line))
+    later.update(id="much-later", time="2026-05-20T15:00:00Z")
+    later["data"]["statement_id"] = "STM-later"
+    _run([_record(json.dumps(later).encode(), b"ACC-1002")], states)
+    rescanned = states["ACC-1002"]
+    assert rescanned is not None and rescanned.last_scan_day is not None
+    assert rescanned.last_scan_day.isoformat() == "2026-05-20"
+
+
+@pytest.mark.parametrize("mode", ["good", "threat"])
+def test_model_drafts_replace_templates_and_every_fallback_is_audited(mode: str) -> None:
+    lines = _lines()
+
+    async def scenario() -> list[Output]:
+        async with StubServer(mode=mode) as stub:
+            drafter = Drafter(VllmClient(stub.base_url, "stub", timeout_s=2.0), timeout_s=2.0)
+            processor = Processor(load_policy(), drafter=drafter)
+            try:
+                return await processor.process([_record(line, _key(line)) for line in lines], {})
+            finally:
+                await drafter.aclose()
+
+    outputs = asyncio.run(scenario())
+    actions = [o.value for o in outputs if isinstance(o.value, Action) and o.value.kind != "staff_task"]
+    fallbacks = {
+        o.value.action_id: o.value.details["reason"]
+        for o in outputs
+        if isinstance(o.value, AuditRecord) and o.value.kind == "draft_fallback"
+    }
+    assert actions
+    for action in actions:
+        assert action.message is not None
+        if action.message.source == "template":
+            assert action.action_id in fallbacks  # never a silent fallback
+        else:
+            assert (action.message.source, action.message.model) == ("llm", "stub")
+    if mode == "good":
+        assert any(action.message and action.message.source == "llm" for action in actions)
+    else:
+        assert set(fallbacks.values()) == {"threat"}
+        assert len(fallbacks) == len(actions)
