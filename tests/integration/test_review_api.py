@@ -269,12 +269,16 @@ def test_queue_decisions_and_account_reads_through_a_real_worker(staff_engine: S
     assert by_action[small_plan_id].value["decision"] == "reject"
     assert by_action[small_plan_id].value["reviewer"]["role"] == "collector"
 
+    # The engine applies the approval: the plan offer is released as approved, no longer held.
+    [released] = [r for r in staff.read("actions", until=1) if r.value["action_id"] == big_plan_id]
+    assert released.value["review"]["state"] == "approved"
+
     # The account view: the table's state, and an access record for the read.
     account = staff.request("GET", "/accounts/ACC-BIG", "collector")
     assert account.status_code == 200, account.text
     view = account.json()
     assert view["balance"] == "7200.00"
-    assert {h["action"]["kind"] for h in view["held_actions"]} >= {"payment_plan_offer", "assistance_invite"}
+    assert {h["action"]["kind"] for h in view["held_actions"]} == {"assistance_invite"}
     assert any(h["outcome"] == "held" for h in view["decision_history"])
     assert big_invite["action"]["explanation"]["rules"]  # explanations come with the held actions
     assert staff.request("GET", "/accounts/ACC-NOBODY", "collector").status_code == 404
