@@ -76,6 +76,22 @@ def decide(
 
 
 @app.command()
+def replay(
+    policy: Annotated[Path, typer.Option(help="the policy to try", exists=True, dir_okay=False)],
+    events: Annotated[Path, typer.Option(help="canonical events as JSON lines", exists=True, dir_okay=False)],
+    json_output: Annotated[bool, typer.Option("--json", help="print the diff as one JSON object")] = False,
+) -> None:
+    """What POLICY would have decided on EVENTS, against the current policy (BILLWISE_POLICY or shipped)."""
+    from rules.policy import load_policy
+    from rules.replay import as_dict
+    from rules.replay import replay as replay_events
+
+    with events.open("rb") as lines:
+        diff = replay_events(lines, load_policy(), load_policy(policy))
+    typer.echo(json.dumps(as_dict(diff)) if json_output else diff.render())
+
+
+@app.command()
 def demo(
     patients: Annotated[int, typer.Option(min=1, help="simulated patients (guarantor accounts)")] = 2_000,
     days: Annotated[int, typer.Option(min=1, help="simulated days, streamed one day at a time")] = 180,

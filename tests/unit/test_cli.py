@@ -51,3 +51,16 @@ def test_a_redelivered_event_yields_no_second_action() -> None:
 def test_schema_check_passes_on_the_checked_in_files() -> None:
     result = runner.invoke(app, ["schema", "export", "--check"])
     assert result.exit_code == 0, result.output
+
+
+def test_replay_shows_what_another_policy_would_have_decided(tmp_path: Path) -> None:
+    default = Path("rules/policies/default.yaml").read_text()
+    assert 'balance_over: "5000.00"' in default
+    strict = tmp_path / "strict.yaml"
+    strict.write_text(default.replace('balance_over: "5000.00"', 'balance_over: "100.00"'))
+    result = runner.invoke(app, ["replay", "--policy", str(strict), "--events", str(SAMPLE), "--json"])
+    assert result.exit_code == 0, result.output
+    diff = json.loads(result.stdout)
+    routes = {change["action_id"]: change for change in diff["changed"]}
+    assert routes, "a lower review threshold holds more actions"
+    assert all("review_reasons" in change["fields"] for change in routes.values())
