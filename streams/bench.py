@@ -7,7 +7,11 @@ simulator's), so the ratios mean something on any machine:
 - ``faust_consume_only_events_per_s``: a Faust agent that reads every event and does nothing;
 - ``engine_events_per_s``: the Billwise worker (validate, de-duplicate, state, decide, draft, write);
 - ``two_workers_events_per_s``: two worker processes sharing the partitions;
-- ``p50_ms`` / ``p99_ms``: event-to-output latency at a steady ``latency_rate`` events per second.
+- ``p50_ms`` / ``p99_ms``: event-to-output latency at a steady ``latency_rate`` events per second;
+- ``drafting_engine_events_per_s``: the worker again, drafting through a stub vLLM server that answers
+  after 200 ms (next to the engine's template-only figure: the cost of the model path);
+- ``gates``: gate evaluation per candidate next to a bare durable-rules post (`rules.bench`);
+- ``drafting``: drafts per second through the stub at 200 ms with the in-flight cap (`inference.bench`).
 """
 
 from __future__ import annotations
@@ -32,7 +36,9 @@ from typing import Any
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from inference.bench import bench_drafting
 from models.simulator import DEFAULT_START, Practice
+from rules.bench import gate_benchmark
 from streams.brokers import BrokerEngine, free_port, start_broker
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
@@ -53,6 +59,8 @@ class BenchConfig:
     latency_seconds: float = 5.0
     broker: BrokerEngine = BrokerEngine.TANSU
     seed: int = 7
+    drafting: bool = True
+    stub_latency_s: float = 0.2
 
 
 @dataclass
@@ -274,6 +282,10 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
             engine = _engine_rate([worker], len(records))
             latencies = asyncio.run(_latency(run, accounts, config.latency_rate, config.latency_seconds))
 
+        drafting_rate = (
+            _drafting_engine_rate(run, len(records), config.stub_latency_s) if config.drafting else None
+        )
+
         two = [
             start_worker(
                 bootstrap, free_port(), log_path=Path(folder) / f"w{n}.log", env=run.env("bench-two")
@@ -286,6 +298,8 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
             for worker in two:
                 worker.stop()
 
+    gates = gate_benchmark(2000)
+    drafting = asyncio.run(bench_drafting(200, config.stub_latency_s, 16)) if config.drafting else None
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
     return {
         "broker": broker,
@@ -302,4 +316,49 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
         "engine_vs_faust_consume_only": round(engine / faust_only, 3),
         "engine_vs_aiokafka_consume": round(engine / raw, 3),
         "two_workers_vs_one": round(two_rate / engine, 3),
+        "drafting_engine_events_per_s": round(drafting_rate, 1) if drafting_rate else None,
+        "drafting_on_vs_off": round(drafting_rate / engine, 3) if drafting_rate else None,
+        "gates": gates,
+        "drafting": drafting,
     }
+
+
+def _drafting_engine_rate(run: _Run, expected: int, latency_s: float) -> float:
+    """The engine's rate over the same events with drafting on, against a stub that answers slowly."""
+    port = free_port()
+    stub = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "inference.stub",
+            "--mode",
+            "slow",
+            "--delay",
+            str(latency_s),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        _wait_for(f"http://127.0.0.1:{port}/health")
+        env = {**run.env("bench-drafting"), "VLLM_BASE_URL": base_url, "VLLM_MODEL": "stub"}
+        with start_worker(
+            run.bootstrap, free_port(), log_path=run.scratch / "drafting.log", env=env
+        ) as worker:
+            return _engine_rate([worker], expected)
+    finally:
+        stub.terminate()
+        stub.wait(10)
+
+
+def _wait_for(url: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(httpx.HTTPError):
+            if httpx.get(url, timeout=1).status_code == 200:
+                return
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer in {timeout_s:.0f} s")

@@ -118,11 +118,16 @@ def bench(
         BrokerEngine, typer.Option(help="broker to start when KAFKA_BOOTSTRAP_SERVERS is unset")
     ] = (BrokerEngine.TANSU),
     latency_rate: Annotated[int, typer.Option(help="events per second for the latency run")] = 1_000,
+    drafting: Annotated[
+        bool, typer.Option(help="also run the engine drafting through a slow stub model")
+    ] = True,
 ) -> None:
     """Throughput and latency against baselines measured in the same run."""
     from streams.bench import BenchConfig, run_bench
 
-    result = run_bench(BenchConfig(events=events, broker=broker, latency_rate=latency_rate))
+    result = run_bench(
+        BenchConfig(events=events, broker=broker, latency_rate=latency_rate, drafting=drafting)
+    )
     if json_output:
         typer.echo(json.dumps(result))
         return
@@ -133,8 +138,11 @@ def bench(
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in result.items():
-        if key not in ("config", "broker", "events"):
+        if key not in ("config", "broker", "events", "gates", "drafting"):
             table.add_row(key, str(value))
+    for section in ("gates", "drafting"):
+        for key, value in (result.get(section) or {}).items():
+            table.add_row(f"{section}.{key}", str(value))
     Console().print(table)
 
 
