@@ -1,7 +1,23 @@
-"""``billwise demo``: the embedded broker, a worker and a sample practice's events, end to end.
+"""``billwise demo``: a simulated practice through a real broker and worker, against a baseline policy.
 
-Starts Tansu (memory-only) unless ``KAFKA_BOOTSTRAP_SERVERS`` names a cluster, starts a worker in a
-child process, streams the events, reads what the engine wrote to every output topic and prints it.
+What runs:
+
+1. **The baseline**, offline and in process: the same simulated practice (same seed, same patients)
+   under a fixed cadence (the practice's statements every 30 days, letter reminders at 60 and 90 days
+   after the first statement, no plans or assistance offered; `models.simulator.FixedCadence`).
+2. **The engine**: the embedded Tansu broker (memory only; or the cluster ``KAFKA_BOOTSTRAP_SERVERS``
+   names, on topics of their own), a worker in a child process, and the practice's events streamed to
+   ``{prefix}.events`` one simulated day at a time. After each day the demo waits until the worker has
+   taken every event (its ``/metrics`` counters), reads what it wrote, and the reference sender
+   (`streams.sender`) delivers the released actions whose ``not_before`` has come to the simulated
+   patients (`SimulatorTransport`), reporting an outcome record on ``{prefix}.outcomes`` for each. The
+   patients' replies (payments, plans, opt-outs...) join the practice's own events in time order and are
+   streamed with the next days. Held actions (``{prefix}.review``) wait for a reviewer and are not sent.
+3. **The report**: the engine's actions, holds, suppressions, drafts and dead letters, and the outcome
+   KPIs of both policies (`streams.kpis`), in the terminal and as a self-contained HTML file.
+
+Time is compressed: the engine decides in event time, and the sender's clock is the simulated one, so
+six months of a practice take minutes. Every patient, balance and reply is simulated.
 """
 
 from __future__ import annotations
@@ -9,45 +25,623 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import tempfile
 import time
-from collections.abc import Iterator
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
+from rich.live import Live
 from rich.table import Table
 
+from models.simulator import DEFAULT_START, FixedCadence, Practice
 from schemas.audit import verify_chain
+from schemas.common import utc_text
 from streams.brokers import BrokerEngine, free_port, start_broker
 from streams.kafka_io import Record, produce_events, read_topics
+from streams.kpis import EngineTally, OutcomeKpis, WorldTally, outcome_kpis
+from streams.sender import Delivery, ReferenceSender, SimulatedClock, outcome_record
 from streams.settings import StreamSettings
-from streams.worker_process import start_worker
+from streams.topics import ensure_topics
+from streams.worker_process import WorkerProcess, start_worker
 
 SAMPLE_EVENTS = Path(__file__).parent / "sample_events.jsonl"
+DEFAULT_PATIENTS = 2_000
+DEFAULT_DAYS = 180
+DEFAULT_SEED = 7
+DEFAULT_REPORT = Path("billwise-report.html")
+PARTITIONS = 4
+OUTPUT_ROUTES = ("actions", "review", "audit", "dlq")
+PROCESSED_METRICS = (
+    "billwise_events_total",
+    "billwise_duplicate_events_total",
+    "billwise_dead_letters_total",
+    "billwise_action_outcomes_total",
+)
+"""Counters whose sum is the number of input records the worker has finished with (events, duplicates,
+dead letters, sender outcomes), once the daily scans it runs by itself are left out."""
+NOT_INPUTS = ('{type="scan"}',)
+"""Samples of ``billwise_events_total`` that count the worker's own daily scans, not input records."""
+STEP = timedelta(days=1)
+
+__all__ = [
+    "DemoConfig",
+    "EngineRun",
+    "PolicyRun",
+    "SimulatorTransport",
+    "run_baseline",
+    "run_demo",
+    "run_sample",
+]
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    patients: int = DEFAULT_PATIENTS
+    days: int = DEFAULT_DAYS
+    seed: int = DEFAULT_SEED
+    report: Path | None = DEFAULT_REPORT
+    process_timeout_s: float = 120.0
+    """Longest wait for the worker to take one day's events before the demo gives up."""
+
+
+# -- the simulated patients as the sender's transport ------------------------------------------------
+
+_DELIVERY_STATUS = {
+    "delivered": "delivered",
+    "failed": "failed",
+    "bounced": "bounced",
+    "opened": "opened",
+    "clicked": "clicked",
+    "replied": "replied",
+    "answered": "delivered",
+    "conversation": "delivered",
+    "voicemail": "delivered",
+    "no_answer": "failed",
+}
+
+
+class SimulatorTransport:
+    """The demo's transport: the action reaches a simulated patient (`Practice.respond`).
+
+    The patient's replies are queued in the practice (``enqueue=True``), so they come out of
+    `Practice.events` at their own times, in order with everything else the demo streams. The outcome
+    reported is what became of the delivery (the outbound communication the simulator logs for it).
+    """
+
+    def __init__(self, practice: Practice) -> None:
+        self.practice = practice
+        self.replies: Counter[str] = Counter()
+
+    def deliver(self, action: Mapping[str, Any], at: datetime) -> Delivery:
+        events = self.practice.respond(action, at, enqueue=True)
+        for event in events:
+            self.replies[event["type"]] += 1
+        outbound = next(
+            (
+                e["data"]
+                for e in events
+                if e["type"] == "billing.communication.logged" and e["data"].get("direction") == "outbound"
+            ),
+            None,
+        )
+        if outbound is None:
+            return Delivery("sent", at, "simulated: no delivery record")
+        status = _DELIVERY_STATUS.get(str(outbound.get("outcome")), "sent")
+        moment = datetime.fromisoformat(str(outbound["at"]).replace("Z", "+00:00"))
+        return Delivery(status, moment, f"simulated {outbound.get('channel')}: {outbound.get('outcome')}")  # type: ignore[arg-type]
+
+
+# -- stepping a practice through simulated days ----------------------------------------------------
+
+
+def _parse(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class _DaySteps:
+    """A practice's events cut into simulated days, with a clock that never runs behind the stream.
+
+    `next_day` returns the events dated before the next day boundary; `now` is then the later of the
+    boundary and the time of the first event not yet returned, so that anything dated at or after
+    ``now`` (a reply to an action sent at ``now``) keeps the stream in time order.
+    """
+
+    def __init__(self, practice: Practice) -> None:
+        self.practice = practice
+        self.start = practice.start
+        self._stream = practice.events()
+        self._peeked: dict[str, Any] | None = next(self._stream, None)
+        self.day = 0
+        self.now = self.start
+
+    def next_day(self) -> list[dict[str, Any]]:
+        self.day += 1
+        boundary = self.start + STEP * self.day
+        cut = utc_text(boundary)  # the simulator's times are all "YYYY-MM-DDTHH:MM:SSZ"
+        batch: list[dict[str, Any]] = []
+        peeked, stream = self._peeked, self._stream
+        while peeked is not None and peeked["time"] < cut:
+            batch.append(peeked)
+            peeked = next(stream, None)
+        self._peeked = peeked
+        self.now = max(boundary, _parse(peeked["time"])) if peeked is not None else boundary
+        return batch
+
+
+@dataclass
+class PolicyRun:
+    """One policy's world at the end of the run."""
+
+    kpis: OutcomeKpis
+    tally: WorldTally
+    summary: dict[str, Any]
+    collected_by_day: list[int] = field(default_factory=list)
+    """Cumulative cents collected at the end of each simulated day."""
+    actions_sent: Counter[str] = field(default_factory=Counter)
+
+
+def run_baseline(seed: int, patients: int, days: int) -> PolicyRun:
+    """The fixed-cadence baseline over the same practice, offline (no broker), stepped like the demo."""
+    practice = Practice(seed=seed, patients=patients, days=days)
+    baseline = FixedCadence()
+    tally = WorldTally()
+    steps = _DaySteps(practice)
+    collected: list[int] = []
+    sent: Counter[str] = Counter()
+    for _ in range(days):
+        for event in steps.next_day():
+            tally.observe(event)
+            baseline.observe(event)
+        for action in baseline.due(steps.now):
+            practice.respond(action, steps.now, enqueue=True)
+            sent[action["kind"]] += 1
+        collected.append(int(practice.totals["collected_cents"]))
+    summary = practice.summary()
+    return PolicyRun(outcome_kpis(summary, tally, days), tally, summary, collected, sent)
+
+
+# -- the engine's run ------------------------------------------------------------------------------
+
+
+@dataclass
+class EngineRun:
+    world: PolicyRun
+    engine: EngineTally
+    sender: ReferenceSender
+    transport: SimulatorTransport
+    events_streamed: int
+    outcomes_written: int
+    audit_chain: str
+    worker_metrics: dict[str, dict[str, float]]
+    policy_versions: Counter[str]
+    records_read: dict[str, int]
+
+
+class _OutputReader:
+    """Reads the engine's output topics from the start, a bit more on every call (no consumer group)."""
+
+    def __init__(self, bootstrap: str, settings: StreamSettings) -> None:
+        self.bootstrap = bootstrap
+        self.routes = {settings.topic(route): route for route in OUTPUT_ROUTES}
+        # A short fetch wait: Tansu answers an empty fetch only when its wait runs out, even if records
+        # arrive meanwhile, and the demo reads right after the worker has written.
+        self.consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            fetch_max_wait_ms=20,
+        )
+        self.partitions: list[TopicPartition] = []
+
+    async def start(self, timeout_s: float = 30.0) -> None:
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        await admin.start()
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:  # a topic created a moment ago may not be described by every broker yet
+                described = await admin.describe_topics(list(self.routes))
+                self.partitions = sorted(
+                    TopicPartition(topic["topic"], partition["partition"])
+                    for topic in described
+                    if topic["error_code"] == 0
+                    for partition in topic["partitions"]
+                )
+                if {tp.topic for tp in self.partitions} == set(self.routes):
+                    break
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"output topics missing: {sorted(self.routes)}")
+                await asyncio.sleep(0.2)
+        finally:
+            await admin.close()
+        await self.consumer.start()
+        self.consumer.assign(self.partitions)
+        await self.consumer.seek_to_beginning(*self.partitions)
+
+    async def stop(self) -> None:
+        await self.consumer.stop()
+
+    async def read(self, idle_s: float = 0.0) -> list[tuple[str, dict[str, Any]]]:
+        """Everything up to the current end offsets, then (``idle_s``) until nothing new for that long."""
+        out: list[tuple[str, dict[str, Any]]] = []
+        ends = await self.consumer.end_offsets(self.partitions)
+        last_new = time.monotonic()
+        while True:
+            batch = await self.consumer.getmany(timeout_ms=50, max_records=10_000)
+            for tp, messages in batch.items():
+                route = self.routes[tp.topic]
+                out.extend((route, json.loads(message.value)) for message in messages)
+            if batch:
+                last_new = time.monotonic()
+            behind = False
+            for tp, end in ends.items():
+                if await self.consumer.position(tp) < end:
+                    behind = True
+                    break
+            if behind:
+                continue
+            if time.monotonic() - last_new >= idle_s:
+                return out
+
+
+async def _scrape(client: httpx.AsyncClient, url: str) -> dict[str, dict[str, float]]:
+    """``billwise_*`` samples of the worker's ``/metrics``: {name: {labels text: value}}."""
+    text = (await client.get(url, timeout=5.0)).text
+    samples: dict[str, dict[str, float]] = {}
+    for line in text.splitlines():
+        if not line.startswith("billwise_"):
+            continue
+        head, _, value = line.rpartition(" ")
+        name, _, labels = head.partition("{")
+        with contextlib.suppress(ValueError):
+            samples.setdefault(name, {})["{" + labels if labels else ""] = float(value)
+    return samples
+
+
+def _processed(samples: Mapping[str, Mapping[str, float]]) -> int:
+    """Input records the worker has finished with, from its counters."""
+    total = 0.0
+    for name in PROCESSED_METRICS:
+        total += sum(v for labels, v in samples.get(name, {}).items() if labels not in NOT_INPUTS)
+    return int(total)
+
+
+@dataclass
+class _Live:
+    """The numbers the live view shows."""
+
+    day: int = 0
+    days: int = 0
+    date: str = ""
+    streamed: int = 0
+    released: int = 0
+    held: int = 0
+    dead: int = 0
+    delivered: int = 0
+    pending: int = 0
+    expired: int = 0
+    cancelled: int = 0
+    collected_cents: int = 0
+    baseline_collected_cents: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    def render(self) -> Table:
+        table = Table(title="billwise demo (simulated practice)", show_header=False, min_width=64)
+        table.add_column("what", style="bold")
+        table.add_column("value", justify="right")
+        bar_width = 30
+        filled = int(bar_width * self.day / max(self.days, 1))
+        table.add_row("simulated date", f"{self.date}  day {self.day}/{self.days}")
+        table.add_row("progress", "█" * filled + "░" * (bar_width - filled))
+        table.add_row("events streamed", f"{self.streamed:,}")
+        table.add_row("actions released / held for review", f"{self.released:,} / {self.held:,}")
+        table.add_row("dead letters", f"{self.dead:,}")
+        table.add_row(
+            "sent by the reference sender / waiting",
+            f"{self.delivered:,} / {self.pending:,}",
+        )
+        table.add_row("dropped: expired / cancelled by the engine", f"{self.expired:,} / {self.cancelled:,}")
+        table.add_row(
+            "collected: engine / baseline (same day)",
+            f"${self.collected_cents / 100:,.0f} / ${self.baseline_collected_cents / 100:,.0f}",
+        )
+        table.add_row("elapsed", f"{time.monotonic() - self.started:.0f} s")
+        return table
+
+
+async def _engine_run(
+    config: DemoConfig,
+    bootstrap: str,
+    settings: StreamSettings,
+    metrics_url: str,
+    baseline: PolicyRun,
+    live: _Live,
+    refresh: Callable[[], None],
+) -> EngineRun:
+    practice = Practice(seed=config.seed, patients=config.patients, days=config.days)
+    steps = _DaySteps(practice)
+    clock = SimulatedClock(practice.start)
+    transport = SimulatorTransport(practice)
+    sender = ReferenceSender(transport, clock)
+    world, engine = WorldTally(), EngineTally()
+    audit: list[dict[str, Any]] = []
+    versions: Counter[str] = Counter()
+    read_counts: Counter[str] = Counter()
+    collected: list[int] = []
+    events_topic, outcomes_topic = settings.topic("events"), settings.topic("outcomes")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks="all")
+    reader = _OutputReader(bootstrap, settings)
+    streamed = outcomes = 0
+    phases: dict[str, float] = dict.fromkeys(("produce", "engine", "read"), 0.0)
+
+    def take(records: list[tuple[str, dict[str, Any]]]) -> None:
+        for route, value in records:
+            read_counts[route] += 1
+            engine.observe(route, value)
+            if route == "actions":
+                sender.offer(value)
+            elif route == "audit":
+                audit.append(value)
+                sender.offer_audit(value)
+            if route in ("actions", "review"):
+                versions[str((value.get("explanation") or {}).get("policy_version"))] += 1
+
+    try:
+        await producer.start()
+        await reader.start()
+        async with httpx.AsyncClient() as client:
+            pacer = _Pacer(client, metrics_url, config.process_timeout_s)
+            for _ in range(config.days):
+                batch = steps.next_day()
+                futures = []
+                for event in batch:
+                    world.observe(event)
+                    futures.append(
+                        await producer.send(
+                            events_topic,
+                            key=event["data"]["account_id"].encode(),
+                            value=json.dumps(event).encode(),
+                        )
+                    )
+                mark = time.monotonic()
+                await asyncio.gather(*futures)
+                streamed += len(batch)
+                phases["produce"] += time.monotonic() - mark
+                mark = time.monotonic()
+                await pacer.wait(streamed + outcomes)
+                phases["engine"] += time.monotonic() - mark
+                mark = time.monotonic()
+                take(await reader.read())
+                phases["read"] += time.monotonic() - mark
+                clock.advance_to(steps.now)
+                sent = sender.pump()
+                futures = []
+                for outcome in sent:
+                    key, value = outcome_record(outcome)
+                    futures.append(await producer.send(outcomes_topic, key=key, value=value))
+                await asyncio.gather(*futures)
+                outcomes += len(sent)
+                collected.append(int(practice.totals["collected_cents"]))
+                live.day, live.date = steps.day, (steps.now - timedelta(seconds=1)).date().isoformat()
+                live.streamed = streamed
+                live.released, live.held = engine.released_total, engine.held_total
+                live.dead = sum(engine.dead_letters.values())
+                live.delivered, live.pending = sender.stats["delivered"], sender.pending
+                live.expired, live.cancelled = sender.stats["expired"], sender.stats["cancelled"]
+                live.collected_cents = collected[-1]
+                live.baseline_collected_cents = baseline.collected_by_day[steps.day - 1]
+                refresh()
+            await pacer.wait(streamed + outcomes)
+            take(await reader.read(idle_s=1.5))
+            metrics = await _scrape(client, metrics_url)
+    finally:
+        await reader.stop()
+        await producer.stop()
+    problem = verify_chain(audit)
+    chain = "intact" if problem is None else f"broken at {problem.audit_id} ({problem.reason})"
+    summary = practice.summary()
+    if os.environ.get("BILLWISE_DEMO_TIMING"):
+        print({**{k: round(v, 2) for k, v in phases.items()}, "scrapes": pacer.scrapes})
+    world_run = PolicyRun(
+        outcome_kpis(summary, world, config.days),
+        world,
+        summary,
+        collected,
+        Counter({kind: n for (kind, _), n in engine.released.items()}),
+    )
+    return EngineRun(
+        world=world_run,
+        engine=engine,
+        sender=sender,
+        transport=transport,
+        events_streamed=streamed,
+        outcomes_written=outcomes,
+        audit_chain=chain,
+        worker_metrics=metrics,
+        policy_versions=versions,
+        records_read=dict(read_counts),
+    )
+
+
+class _Pacer:
+    """Waits until the worker has taken a number of input records, scraping ``/metrics`` sparingly.
+
+    The worker serves ``/metrics`` on the loop that decides, so polling it hard slows the engine down.
+    The pacer learns the worker's time per record and sleeps most of the expected time before it asks.
+    """
+
+    def __init__(self, client: httpx.AsyncClient, url: str, timeout_s: float) -> None:
+        self.client, self.url, self.timeout_s = client, url, timeout_s
+        self.per_record_s = 0.002
+        self.done = 0
+        self.scrapes = 0
+
+    async def wait(self, target: int) -> None:
+        started = time.monotonic()
+        todo = max(0, target - self.done)
+        await asyncio.sleep(min(0.8 * todo * self.per_record_s, 5.0))
+        while True:
+            self.scrapes += 1
+            done = _processed(await _scrape(self.client, self.url))
+            if done >= target:
+                break
+            if time.monotonic() - started > self.timeout_s:
+                raise TimeoutError(f"the worker took {done} of {target} records in {self.timeout_s:.0f} s")
+            await asyncio.sleep(0.02)
+        elapsed = time.monotonic() - started
+        if todo >= 20:
+            self.per_record_s = 0.7 * self.per_record_s + 0.3 * elapsed / todo
+        self.done = done
+        await asyncio.sleep(0.02)  # the worker's producer lingers a few ms before its outputs land
+
+
+# -- the broker and the worker ---------------------------------------------------------------------
 
 
 @contextlib.contextmanager
-def _bootstrap(console: Console, settings: StreamSettings, data_dir: Path) -> Iterator[str]:
-    """The cluster to use: the configured one if the environment names it, else embedded Tansu."""
-    import os
-
-    if os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield settings.kafka_bootstrap_servers
+def _bootstrap(console: Console, data_dir: Path) -> Iterator[tuple[str, str]]:
+    """(bootstrap servers, broker name): the configured cluster if the environment names one, else Tansu."""
+    external = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    if external:
+        yield external, "external (KAFKA_BOOTSTRAP_SERVERS)"
         return
     with console.status("starting the embedded Tansu broker (memory-only)"):
         broker = start_broker(BrokerEngine.TANSU, free_port(), data_dir=data_dir / "broker")
     try:
-        yield broker.bootstrap_servers
+        yield broker.bootstrap_servers, "embedded Tansu (memory-only)"
     finally:
         broker.stop()
 
 
-def run_demo(events_path: Path | None = None, console: Console | None = None) -> int:
-    """Run the demo; returns the exit code (0 when every output arrived and the audit chain holds)."""
+def _demo_settings(bootstrap: str, external: bool) -> tuple[StreamSettings, dict[str, str]]:
+    """Settings for this run; on an external cluster, topics and app id of its own."""
+    base = StreamSettings()
+    prefix, app_id = base.topic_prefix, base.app_id
+    if external:
+        run = uuid.uuid4().hex[:8]
+        prefix, app_id = f"{base.topic_prefix}-demo-{run}", f"{base.app_id}-demo-{run}"
+    settings = StreamSettings(
+        kafka_bootstrap_servers=bootstrap, topic_prefix=prefix, app_id=app_id, partitions=PARTITIONS
+    )
+    env = {
+        "BILLWISE_TOPIC_PREFIX": prefix,
+        "BILLWISE_APP_ID": app_id,
+        "BILLWISE_PARTITIONS": str(PARTITIONS),
+        "BILLWISE_STORE": "memory://",
+    }
+    return settings, env
+
+
+def run_demo(
+    patients: int = DEFAULT_PATIENTS,
+    days: int = DEFAULT_DAYS,
+    seed: int = DEFAULT_SEED,
+    report: Path | None = DEFAULT_REPORT,
+    *,
+    events: Path | None = None,
+    console: Console | None = None,
+) -> int:
+    """Run the demo; returns the exit code (0 when the run completed, actions were decided and the audit
+    chain holds). ``events``: stream that file of canonical events instead (no simulation, no KPIs)."""
     console = console or Console()
-    settings = StreamSettings()
-    lines = (events_path or SAMPLE_EVENTS).read_bytes().splitlines()
+    if events is not None:
+        return run_sample(events, console)
+    if patients < 1 or days < 1:
+        raise ValueError("patients and days must be at least 1")
+    config = DemoConfig(patients=patients, days=days, seed=seed, report=report)
+    from streams.report import build_report, print_report, write_html
+
+    started = time.monotonic()
+    console.print(
+        f"[bold]Billwise demo[/]: a [bold]simulated[/] practice of {patients:,} patients over {days} days "
+        f"(seed {seed}); no real patient data."
+    )
+    with console.status("running the fixed-cadence baseline on the same practice (offline)"):
+        baseline_started = time.monotonic()
+        baseline = run_baseline(seed, patients, days)
+        baseline_s = time.monotonic() - baseline_started
+    console.print(
+        f"baseline done in {baseline_s:.1f} s: {baseline.tally.events:,} events, "
+        f"{sum(baseline.actions_sent.values()):,} reminder letters"
+    )
+    with tempfile.TemporaryDirectory(prefix="billwise-demo-") as scratch:
+        data_dir = Path(scratch)
+        with _bootstrap(console, data_dir) as (bootstrap, broker_name):
+            settings, env = _demo_settings(bootstrap, external="external" in broker_name)
+            asyncio.run(ensure_topics(settings))
+            web_port = free_port()
+            with console.status("starting the worker"):
+                worker_started = time.monotonic()
+                worker = start_worker(
+                    bootstrap,
+                    web_port,
+                    log_path=data_dir / "worker.log",
+                    env={**env, "BILLWISE_DATA_DIR": str(data_dir / "worker")},
+                )
+                ready_s = time.monotonic() - worker_started
+            metrics_url = f"http://127.0.0.1:{web_port}/metrics"
+            console.print(
+                f"broker: {broker_name} at {bootstrap}; topics {settings.topic('*')}\n"
+                f"worker ready in {ready_s:.1f} s; metrics at [link={metrics_url}]{metrics_url}[/link] "
+                "(while the demo runs)"
+            )
+            live = _Live(days=days, date=DEFAULT_START.date().isoformat())
+            with worker, Live(live.render(), console=console, refresh_per_second=4) as view:
+                run = _run_engine(config, bootstrap, settings, metrics_url, baseline, live, view, worker)
+            console.line()
+    wall_s = time.monotonic() - started
+    data = build_report(
+        config=config,
+        baseline=baseline,
+        engine_run=run,
+        broker=broker_name,
+        prefix=settings.topic_prefix,
+        metrics_url=metrics_url,
+        wall_s=wall_s,
+        worker_ready_s=ready_s,
+    )
+    print_report(console, data)
+    if report is not None:
+        path = write_html(report, data)
+        console.print(f"HTML report: [bold]{path}[/]")
+    ok = run.audit_chain == "intact" and run.engine.released_total + run.engine.held_total > 0
+    return 0 if ok else 1
+
+
+def _run_engine(
+    config: DemoConfig,
+    bootstrap: str,
+    settings: StreamSettings,
+    metrics_url: str,
+    baseline: PolicyRun,
+    live: _Live,
+    view: Live,
+    worker: WorkerProcess,
+) -> EngineRun:
+    def refresh() -> None:
+        view.update(live.render())
+
+    try:
+        return asyncio.run(_engine_run(config, bootstrap, settings, metrics_url, baseline, live, refresh))
+    except (TimeoutError, httpx.HTTPError) as exc:
+        raise RuntimeError(f"{exc}\nworker log:\n{worker.log_tail()}") from exc
+
+
+# -- the sample file (``--events``) ------------------------------------------------------------------
+
+
+def run_sample(events_path: Path, console: Console) -> int:
+    """Stream a file of canonical events (JSON lines) and print what the engine wrote."""
+    lines = events_path.read_bytes().splitlines()
     events: list[dict[str, Any] | bytes] = []
     for line in lines:
         try:
@@ -56,32 +650,32 @@ def run_demo(events_path: Path | None = None, console: Console | None = None) ->
             events.append(line)
     with tempfile.TemporaryDirectory(prefix="billwise-demo-") as scratch:
         data_dir = Path(scratch)
-        with _bootstrap(console, settings, data_dir) as bootstrap:
+        with _bootstrap(console, data_dir) as (bootstrap, broker_name):
+            settings, env = _demo_settings(bootstrap, external="external" in broker_name)
+            asyncio.run(ensure_topics(settings))
             web_port = free_port()
             with console.status("starting the worker"):
-                started = time.monotonic()
                 worker = start_worker(
                     bootstrap,
                     web_port,
                     log_path=data_dir / "worker.log",
-                    env={"BILLWISE_STORE": "memory://", "BILLWISE_DATA_DIR": str(data_dir / "worker")},
+                    env={**env, "BILLWISE_DATA_DIR": str(data_dir / "worker")},
                 )
-                ready_s = time.monotonic() - started
-            console.print(f"worker ready in {ready_s:.1f} s; metrics at http://127.0.0.1:{web_port}/metrics")
+            console.print(f"worker ready; metrics at http://127.0.0.1:{web_port}/metrics")
             with worker:
                 asyncio.run(produce_events(bootstrap, settings.topic("events"), events))
                 console.print(f"streamed {len(events)} events to {settings.topic('events')}")
                 with console.status("reading the engine's outputs"):
-                    topics = [settings.topic(name) for name in ("actions", "review", "audit", "dlq")]
+                    topics = [settings.topic(name) for name in OUTPUT_ROUTES]
                     records = asyncio.run(read_topics(bootstrap, topics, idle_timeout_s=4.0))
-    return _report(console, settings, records)
+    return _sample_report(console, settings, records)
 
 
-def _report(console: Console, settings: StreamSettings, records: list[Record]) -> int:
+def _sample_report(console: Console, settings: StreamSettings, records: list[Record]) -> int:
     by_topic: dict[str, list[Record]] = {}
     for record in records:
         by_topic.setdefault(record.topic, []).append(record)
-    table = Table(title="Actions (billing.actions and billing.review)")
+    table = Table(title="Actions (actions and review topics)")
     for column in ("topic", "account", "kind", "channel", "not before (UTC)", "review reasons", "message"):
         table.add_column(column, overflow="fold")
     for name in ("actions", "review"):
@@ -99,8 +693,7 @@ def _report(console: Console, settings: StreamSettings, records: list[Record]) -
             )
     console.print(table)
     audit = [record.value for record in by_topic.get(settings.topic("audit"), [])]
-    dead = by_topic.get(settings.topic("dlq"), [])
-    for record in dead:
+    for record in by_topic.get(settings.topic("dlq"), []):
         error = record.value["error"]
         console.print(f"[yellow]dead letter[/]: {error['type']} at {error.get('path')}: {error['message']}")
     problem = verify_chain(audit)
