@@ -7,6 +7,11 @@ learns a positive when the account pays within the label window and a negative w
 from its own partitions' accounts (the brief's option B: models on different workers drift apart a
 little; a single trainer topic is the next step if that matters).
 
+Online learning makes a worker's decisions depend on the order in which its partitions' labels
+arrived, which no offline run reproduces. ``learning=False`` keeps the models as they are (their
+checkpoint, or the priors): the stream and ``billwise decide`` then decide identically, which is what
+replays and the fault tests compare.
+
 `checkpoint` and `ModelSuite.restore` save and load the learned models (`models.store`: versioned, tied
 to the River version), so a restarted worker resumes where it was; a cold start uses the documented
 priors of `models.propensity` and `models.risk`.
@@ -45,7 +50,9 @@ class ModelSuite:
         risk: RiskModel | None = None,
         *,
         monitored: bool = True,
+        learning: bool = True,
     ) -> None:
+        self.learning = learning
         self.propensity = propensity or PropensityModel()
         self.risk = risk or RiskModel()
         self.snapshots: dict[str, Any] = {}
@@ -67,6 +74,8 @@ class ModelSuite:
 
     def decided(self, account_id: str, x: dict[str, float], scores: Scores, at: datetime) -> None:
         """A patient-facing action went out: keep the snapshot its label will be learned from."""
+        if not self.learning:
+            return
         on_decision(self.snapshots, account_id, x, at, p=scores.propensity_to_pay)
         on_decision(self.risk_snapshots, account_id, x, at, p=scores.bad_debt_risk)
 
@@ -103,12 +112,12 @@ class ModelSuite:
         )
 
     @classmethod
-    def restore(cls, blob: bytes | None, *, monitored: bool = True) -> ModelSuite:
+    def restore(cls, blob: bytes | None, *, monitored: bool = True, learning: bool = True) -> ModelSuite:
         """The suite saved in ``blob``, or a cold start with the priors when there is none."""
         if blob is None:
-            return cls(monitored=monitored)
+            return cls(monitored=monitored, learning=learning)
         saved = loads(blob, kind=CHECKPOINT_KIND)
-        suite = cls(saved["propensity"], saved["risk"], monitored=monitored)
+        suite = cls(saved["propensity"], saved["risk"], monitored=monitored, learning=learning)
         suite.snapshots = saved["snapshots"]
         suite.risk_snapshots = saved["risk_snapshots"]
         return suite

@@ -377,10 +377,12 @@ def parse_event(raw: bytes | str | dict[str, Any]) -> CanonicalEvent:
             document = _json_loads(raw)
         except ValueError as exc:
             raise InvalidEvent("invalid_json", f"not valid JSON: {exc}") from None
+        except RecursionError:
+            raise InvalidEvent("invalid_json", "JSON nested too deeply to be an event") from None
     if not isinstance(document, dict):
         raise InvalidEvent("not_an_object", "an event must be a JSON object (CloudEvents structured mode)")
     event_type = document.get("type")
-    if event_type not in EVENT_TYPES:
+    if not isinstance(event_type, str) or event_type not in EVENT_TYPES:
         known = ", ".join(sorted(EVENT_TYPES))
         raise InvalidEvent("unknown_event_type", f"unknown event type {event_type!r}; known: {known}", "type")
     try:

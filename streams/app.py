@@ -11,10 +11,11 @@ concurrency > 1 can commit past an in-flight message); a redelivered event is re
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import faust
 from faust.streams import Stream
@@ -90,7 +91,7 @@ class Engine:
             partitions=self.settings.partitions,
             help="AccountState JSON by account_id",
         )
-        self.models = ModelSuite.restore(_read(self.checkpoint_path))
+        self.models = ModelSuite.restore(_read(self.checkpoint_path), learning=self.settings.model_learning)
         self.processor = Processor(
             self.policy, prefix=self.settings.topic_prefix, drafter=Drafter.from_env(), models=self.models
         )
@@ -116,7 +117,8 @@ class Engine:
     def checkpoint_path(self) -> Path:
         return self.settings.data_dir / "models.ckpt"
 
-    async def _ingest(self, stream: Stream[bytes]) -> AsyncIterator[None]:
+    async def _ingest(self, channel: faust.StreamT[bytes]) -> AsyncIterator[None]:
+        stream = cast(Stream[bytes], channel)  # the agent's stream: take_events is not in the StreamT type
         async for batch in stream.take_events(BATCH_SIZE, within=BATCH_WITHIN_S):
             states = TableStates(self.accounts, stream, batch)
             received_at = datetime.now(UTC)
@@ -131,11 +133,19 @@ class Engine:
                 )
                 for event in batch
             ]
-            for output in await self.processor.process(records, states):
-                # Buffered: Faust flushes its producer before it commits the input offsets.
-                self.outputs[output.topic].send_soon(
+            processed = await self.processor.process(records, states)
+            # Outputs first, acknowledged by the broker; only then the states. A crash in between
+            # redelivers the batch: the states still say "not seen", and the same deterministic
+            # outputs go out again (senders de-duplicate on action_id).
+            sent = [
+                await self.outputs[output.topic].send(
                     key=output.key.encode(), value=output.value.model_dump_json().encode()
                 )
+                for output in processed.outputs
+            ]
+            await asyncio.gather(*sent)
+            for account_id, state in processed.states.items():
+                states[account_id] = state
             yield None
 
     async def _checkpoint(self) -> None:
@@ -176,9 +186,7 @@ class TableStates:
         blob = self.table.get(account_id.encode())
         return AccountState.model_validate_json(blob) if blob else None
 
-    def __setitem__(self, account_id: str, state: AccountState | None) -> None:
-        if state is None:
-            return
+    def __setitem__(self, account_id: str, state: AccountState) -> None:
         key = account_id.encode()
         self.stream._set_current_event(self.events[key])  # no public way to say which event a write is for
         self.table[key] = state.model_dump_json().encode()

@@ -79,12 +79,22 @@ def dead_letter(record: InputRecord, kind: str, message: str, path: str | None =
     return Output("dlq", key or "", letter)
 
 
-class StateStore(Protocol):
+class StateReader(Protocol):
     """Account id → state: the Faust table in the worker, a dict offline."""
 
     def get(self, account_id: str, /) -> AccountState | None: ...
 
-    def __setitem__(self, account_id: str, state: AccountState | None, /) -> None: ...
+
+@dataclass(frozen=True)
+class Processed:
+    """A batch's outputs and the accounts' new states.
+
+    The caller writes the states only once the outputs are safely delivered: a state written first
+    would make a redelivered event look like a duplicate, and its outputs would never be sent.
+    """
+
+    outputs: list[Output]
+    states: dict[str, AccountState]
 
 
 class Rejected(Exception):
@@ -129,8 +139,8 @@ class Processor:
             f"{prefix}.outcomes": self._outcome,
         }
 
-    async def process(self, records: Sequence[InputRecord], store: StateStore) -> list[Output]:
-        """Decide ``records`` in order against ``store`` (account id → state), updating it; never raises."""
+    async def process(self, records: Sequence[InputRecord], store: StateReader) -> Processed:
+        """Decide ``records`` in order against the states in ``store``; never raises."""
         before: dict[str, AccountState | None] = {}
         for record in records:
             if record.key is not None:
@@ -144,9 +154,8 @@ class Processor:
                 action_id: outcome for (action_id, _), outcome in zip(run.wanted, outcomes, strict=True)
             }
             run = self._run(records, before, drafts=drafts, final=True)
-        for account_id in run.changed:
-            store[account_id] = run.states[account_id]
-        return run.outputs
+        changed = {account_id: run.states[account_id] for account_id in run.changed}
+        return Processed(run.outputs, {k: v for k, v in changed.items() if v is not None})
 
     def _run(
         self,

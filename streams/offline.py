@@ -28,7 +28,7 @@ def _account_key(line: bytes) -> bytes | None:
     """The key a producer would have used: the event's ``data.account_id`` (Kafka keys every topic by it)."""
     try:
         account_id = json.loads(line)["data"]["account_id"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):
         return None
     return account_id.encode() if isinstance(account_id, str) else None
 
@@ -53,17 +53,25 @@ async def decide_stream(
     states: dict[str, AccountState | None] = {}
     records = _records(lines, f"{prefix}.events")
     while batch := list(islice(records, BATCH_SIZE)):
-        for output in await processor.process(batch, states):
+        processed = await processor.process(batch, states)
+        states.update(processed.states)
+        for output in processed.outputs:
             yield output
 
 
 def decide_lines(
-    lines: Iterable[bytes], policy: Policy, *, prefix: str = "billing", drafter: Drafter | None = None
+    lines: Iterable[bytes],
+    policy: Policy,
+    *,
+    prefix: str = "billing",
+    drafter: Drafter | None = None,
+    learning: bool = True,
 ) -> list[Output]:
-    """`decide_stream` with a freshly started worker's models (their priors, learning as it goes)."""
+    """`decide_stream` with a freshly started worker's models (their priors; learning as it goes unless
+    ``learning`` is off)."""
 
     async def collect() -> list[Output]:
-        models = ModelSuite(monitored=False)
+        models = ModelSuite(monitored=False, learning=learning)
         stream = decide_stream(lines, policy, prefix=prefix, drafter=drafter, models=models)
         outputs = [output async for output in stream]
         if drafter is not None:

@@ -30,6 +30,9 @@ class StreamSettings(BaseSettings):
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     users_file: Path | None = None
+    model_learning: bool = Field(
+        default=True, description="learn online from delayed labels (off: the checkpoint or the priors only)"
+    )
 
     def topic(self, name: str) -> str:
         """The full name of a contract topic: ``events`` → ``billing.events``."""

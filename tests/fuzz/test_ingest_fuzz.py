@@ -160,11 +160,6 @@ def test_a_bad_record_in_a_batch_does_not_stop_the_good_ones() -> None:
     assert any(o.topic in ("actions", "review") for o in outputs)
 
 
-@pytest.mark.xfail(
-    reason="schemas.events._json_loads lets RecursionError out of parse_event (reported: the ingest "
-    "agent crashes and restarts on such a record instead of dead-lettering it)",
-    strict=False,
-)
 @pytest.mark.parametrize("topic", INBOUND)
 def test_json_nested_past_the_recursion_limit_is_dead_lettered(topic: str) -> None:
     rec = record(topic, b"ACC-1", DEEP_NESTING)

@@ -40,7 +40,10 @@ def _key(line: bytes) -> bytes:
 
 def _run(records: list[InputRecord], states: dict | None = None, **kwargs: object) -> list[Output]:
     processor = Processor(load_policy(), **kwargs)  # type: ignore[arg-type]
-    return asyncio.run(processor.process(records, states if states is not None else {}))
+    states = states if states is not None else {}
+    processed = asyncio.run(processor.process(records, states))
+    states.update(processed.states)
+    return processed.outputs
 
 
 def _dead_letter(value: bytes, key: bytes | None, topic: str = "billing.events") -> DeadLetter:
@@ -150,7 +153,8 @@ def test_model_drafts_replace_templates_and_every_fallback_is_audited(mode: str)
             drafter = Drafter(VllmClient(stub.base_url, "stub", timeout_s=2.0), timeout_s=2.0)
             processor = Processor(load_policy(), drafter=drafter)
             try:
-                return await processor.process([_record(line, _key(line)) for line in lines], {})
+                processed = await processor.process([_record(line, _key(line)) for line in lines], {})
+                return processed.outputs
             finally:
                 await drafter.aclose()
 

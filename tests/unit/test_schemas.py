@@ -120,3 +120,17 @@ def test_checked_in_json_schemas_match_the_models(tmp_path: Path) -> None:
     (tmp_path / "stray.json").write_text("{}")
     assert drift(tmp_path) == ["action.json", "stray.json"]
     assert set(render_schemas()) == {path.name for path in Path("schemas/json").glob("*.json")}
+
+
+def test_a_non_string_type_is_an_unknown_event_type() -> None:
+    example = _lines()[0]
+    example["type"] = ["billing.patient.updated"]
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(example)
+    assert caught.value.kind == "unknown_event_type"
+
+
+def test_json_nested_past_the_recursion_limit_is_invalid_json() -> None:
+    with pytest.raises(InvalidEvent) as caught:
+        parse_event(b"[" * 100_000 + b"]" * 100_000)
+    assert caught.value.kind == "invalid_json"
