@@ -30,7 +30,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from streams.brokers import free_port
+from streams.ingest import INPUT_TOPICS
 from streams.kafka_io import produce_events
+from streams.platform_ingress import PLATFORM_TOPICS
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
 from streams.worker_process import WorkerProcess
@@ -274,7 +276,9 @@ def test_consumer_lag_per_partition_rises_under_a_burst_and_drains_and_table_key
         raise AssertionError(f"{exc}; scraped {seen}; worker log:\n{lag_engine.worker.log_tail()}") from None
     assert sorted(idle) == ["0", "1", "2", "3"] and set(idle.values()) == {0.0}
     topics = {labels["topic"] for labels, _ in _scrape(port).get("billwise_consumer_lag_messages", [])}
-    assert topics == {events_topic}, "only the agents' input topics, not changelogs"
+    prefix = events_topic.rsplit(".", 1)[0]
+    inputs = {f"{prefix}.{name}" for name in (*INPUT_TOPICS, *PLATFORM_TOPICS)}
+    assert topics == inputs, "only the agents' input topics, not changelogs"
 
     # A burst the worker cannot see yet (stopped) is lag as soon as it runs again.
     count = 10_000
