@@ -28,6 +28,7 @@ from models.suite import ModelSuite
 from rules.policy import Policy, load_policy
 from rules.state import AccountState
 from streams.ingest import INPUT_TOPICS, InputRecord, Processor
+from streams.kafka_security import faust_security_settings
 from streams.lag import install_lag_metrics
 from streams.platform_ingress import install_platform_ingress
 from streams.settings import StreamSettings
@@ -70,6 +71,7 @@ def faust_settings(settings: StreamSettings) -> dict[str, Any]:
         "table_standby_replicas": 0,
         "producer_linger": 0.005,
         "stream_buffer_maxsize": 16384,
+        **faust_security_settings(),  # TLS and SASL from KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*
     }
 
 

@@ -30,13 +30,17 @@ def worker(web_port: Annotated[int, typer.Option(help="HTTP port for /health and
     import faust
 
     from streams.app import Engine
+    from streams.logging_config import logging_dict_config
     from streams.settings import StreamSettings
     from streams.topics import ensure_topics
 
     settings = StreamSettings(web_port=web_port)
     asyncio.run(ensure_topics(settings))
     engine = Engine(settings)
-    faust.Worker(engine.app, loglevel="info").execute_from_commandline()
+    # JSON lines on stderr, with a filter that redacts anything that looks like patient data.
+    faust.Worker(
+        engine.app, loglevel="info", logging_config=logging_dict_config("info")
+    ).execute_from_commandline()
 
 
 @app.command()

@@ -16,6 +16,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from streams.kafka_security import kafka_client_kwargs
+
 
 @dataclass(frozen=True)
 class Record:
@@ -28,7 +30,7 @@ class Record:
 
 async def produce_events(bootstrap: str, topic: str, events: Iterable[dict[str, Any] | bytes]) -> int:
     """Send canonical events keyed by ``data.account_id``; raw bytes are sent as they are, unkeyed."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5, acks="all")
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, **kafka_client_kwargs(), linger_ms=5, acks="all")
     await producer.start()
     sent = 0
     try:
@@ -60,7 +62,10 @@ async def read_topics(
     once the current end offsets have been reached, or after ``overall_timeout_s``.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap, enable_auto_commit=False, auto_offset_reset="earliest"
+        bootstrap_servers=bootstrap,
+        **kafka_client_kwargs(),
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     records: list[Record] = []
@@ -92,7 +97,7 @@ async def read_topics(
 
 async def _partitions(bootstrap: str, topics: list[str]) -> list[TopicPartition]:
     """The partitions of ``topics``; a topic that does not exist yet is waited for briefly."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **kafka_client_kwargs())
     await admin.start()
     try:
         deadline = time.monotonic() + 30

@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from streams.commands import ACCESS_TOPIC
+from streams.kafka_security import kafka_client_kwargs
 from streams.platform_ingress import PLATFORM_TOPICS
 from streams.settings import StreamSettings
 
@@ -22,7 +23,7 @@ ENGINE_TOPICS = (*CONTRACT_TOPICS, *PLATFORM_TOPICS, *INTERNAL_TOPICS)
 
 async def ensure_topics(settings: StreamSettings, names: tuple[str, ...] = ENGINE_TOPICS) -> list[str]:
     """Create the missing contract topics; returns the names it created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers, **kafka_client_kwargs())
     await admin.start()
     try:
         existing = set(await admin.list_topics())

@@ -43,6 +43,7 @@ from prometheus_client import Gauge
 from pydantic import ValidationError
 
 from schemas.actions import Action
+from streams.kafka_security import kafka_client_kwargs
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +323,7 @@ class ReviewFeed:
     async def _follow(self) -> None:
         consumer = AIOKafkaConsumer(
             bootstrap_servers=self.bootstrap,
+            **kafka_client_kwargs(),
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             group_id=None,
@@ -369,7 +371,7 @@ class ReviewFeed:
         Asked of the admin client: an unsubscribed consumer's metadata does not cover these topics.
         """
         wanted = [self.review_topic, self.audit_topic]
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, **kafka_client_kwargs())
         await admin.start()
         try:
             while True:
