@@ -12,12 +12,14 @@ concurrency > 1 can commit past an in-flight message); a redelivered event is re
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
 import faust
+from aiokafka.errors import KafkaError
 from faust.streams import Stream
 from faust.types import EventT
 from faust.web import Request, Response, View
@@ -25,6 +27,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from inference.drafting import Drafter
 from models.suite import ModelSuite
+from rules.outputs import Output
 from rules.policy import Policy, load_policy
 from rules.state import AccountState
 from streams.ingest import INPUT_TOPICS, InputRecord, Processor
@@ -39,14 +42,21 @@ BATCH_SIZE = 500
 BATCH_WITHIN_S = 0.05
 """A batch closes at 500 records or after 50 ms: drafts of a batch are made concurrently."""
 CHECKPOINT_INTERVAL_S = 60.0
+DELIVERY_RETRY_FIRST_S = 0.5
+DELIVERY_RETRY_MAX_S = 10.0
+
+log = logging.getLogger(__name__)
 
 
 def raw_schema() -> faust.Schema:
     """Bytes in, bytes out: JSON is validated by the contract models, not by Faust codecs.
 
     A new object each time: Faust updates a schema in place with a table's or topic's own defaults.
+    Empty values (tombstones) still make events: an empty input is dead-lettered like any other.
     """
-    return faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+    return faust.Schema(
+        key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw", allow_empty=True
+    )
 
 
 def faust_settings(settings: StreamSettings) -> dict[str, Any]:
@@ -138,17 +148,30 @@ class Engine:
             processed = await self.processor.process(records, states)
             # Outputs first, acknowledged by the broker; only then the states. A crash in between
             # redelivers the batch: the states still say "not seen", and the same deterministic
-            # outputs go out again (senders de-duplicate on action_id).
-            sent = [
-                await self.outputs[output.topic].send(
-                    key=output.key.encode(), value=output.value.model_dump_json().encode()
-                )
-                for output in processed.outputs
-            ]
-            await asyncio.gather(*sent)
+            # outputs go out again (senders de-duplicate on action_id). The batch's input offsets are
+            # acknowledged only when this body returns, so the delivery must not give up and raise.
+            await self._deliver(processed.outputs)
             for account_id, state in processed.states.items():
                 states[account_id] = state
             yield None
+
+    async def _deliver(self, outputs: Sequence[Output]) -> None:
+        """Send ``outputs`` and wait for the broker's acknowledgements, retrying while it is away."""
+        delay = DELIVERY_RETRY_FIRST_S
+        while True:
+            try:
+                sent = [
+                    await self.outputs[output.topic].send(
+                        key=output.key.encode(), value=output.value.model_dump_json().encode()
+                    )
+                    for output in outputs
+                ]
+                await asyncio.gather(*sent)
+                return
+            except (KafkaError, TimeoutError) as exc:
+                log.warning("output delivery failed (%s); retrying in %.1f s", type(exc).__name__, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, DELIVERY_RETRY_MAX_S)
 
     async def _checkpoint(self) -> None:
         """Save the learned models, so a restarted worker resumes where it was."""
