@@ -77,7 +77,7 @@ class StaffEngine:
         return {i["action"]["kind"]: i for i in items if i["action"]["account_id"] == account_id}
 
 
-def wait_for(probe: Callable[[], T | None], what: str, timeout_s: float = 60.0) -> T:
+def wait_for(probe: Callable[[], T | None], what: str, timeout_s: float = 120.0) -> T:
     """``probe()`` once it returns something truthy; fails the test after ``timeout_s``."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
