@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -177,3 +178,30 @@ def test_model_drafts_replace_templates_and_every_fallback_is_audited(mode: str)
     else:
         assert set(fallbacks.values()) == {"threat"}
         assert len(fallbacks) == len(actions)
+
+
+def test_a_slow_model_server_costs_one_timeout_per_batch_and_every_action_is_still_emitted() -> None:
+    lines = _lines()
+
+    async def scenario() -> tuple[list[Output], float]:
+        async with StubServer(mode="slow", delay_s=2.0) as stub:
+            drafter = Drafter(VllmClient(stub.base_url, "stub", timeout_s=0.5, max_retries=0), timeout_s=0.5)
+            processor = Processor(load_policy(), drafter=drafter)
+            try:
+                started = time.monotonic()
+                processed = await processor.process([_record(line, _key(line)) for line in lines], {})
+                return processed.outputs, time.monotonic() - started
+            finally:
+                await drafter.aclose()
+
+    outputs, elapsed = asyncio.run(scenario())
+    templates = _run([_record(line, _key(line)) for line in lines])
+    ids = {o.value.action_id for o in outputs if isinstance(o.value, Action)}
+    assert ids == {o.value.action_id for o in templates if isinstance(o.value, Action)}
+    reasons = {
+        o.value.details["reason"]
+        for o in outputs
+        if isinstance(o.value, AuditRecord) and o.value.kind == "draft_fallback"
+    }
+    assert reasons == {"timeout"}
+    assert elapsed < 2.0  # the drafts of a batch time out together, not one after another
