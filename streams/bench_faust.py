@@ -40,4 +40,6 @@ def build(expected: int) -> faust.App:
 
 if __name__ == "__main__":
     # stdout stays ours: the result line is read from it.
-    faust.Worker(build(int(sys.argv[1])), loglevel="warning", redirect_stdouts=False).execute_from_commandline()
+    faust.Worker(
+        build(int(sys.argv[1])), loglevel="warning", redirect_stdouts=False
+    ).execute_from_commandline()
