@@ -137,11 +137,11 @@ def _faust_consume_only(run: _Run, expected: int) -> float:
     )
     try:
         assert process.stdout is not None
-        line = process.stdout.readline()
-        if not line:
-            raise RuntimeError("the Faust consume-only baseline exited without a result")
-        result = json.loads(line)
-        return float(result["events"] / (result["last"] - result["first"]))
+        for line in process.stdout:  # Faust's start-up banner comes first
+            if line.startswith('{"events"'):
+                result = json.loads(line)
+                return float(result["events"] / (result["last"] - result["first"]))
+        raise RuntimeError("the Faust consume-only baseline exited without a result")
     finally:
         process.terminate()
         process.wait(15)
