@@ -30,7 +30,7 @@ import tempfile
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -63,15 +63,17 @@ PARTITIONS = 4
 OUTPUT_ROUTES = ("actions", "review", "audit", "dlq")
 PROCESSED_METRICS = (
     "billwise_events_total",
-    "billwise_duplicate_events_total",
     "billwise_dead_letters_total",
     "billwise_action_outcomes_total",
 )
-"""Counters whose sum is the number of input records the worker has finished with (events, duplicates,
-dead letters, sender outcomes), once the daily scans it runs by itself are left out."""
+"""Counters whose sum is the number of input records the worker has finished with (events, dead letters,
+sender outcomes), once the daily scans it runs by itself are left out. Duplicates are left out too: the
+demo never sends a record twice, so a duplicate is a redelivery of one already counted."""
 NOT_INPUTS = ('{type="scan"}',)
 """Samples of ``billwise_events_total`` that count the worker's own daily scans, not input records."""
 STEP = timedelta(days=1)
+STALL_S = 3.0
+"""Counters unchanged this long, short of the records sent: the worker is taken to be done with them."""
 
 __all__ = [
     "DemoConfig",
@@ -225,6 +227,8 @@ class EngineRun:
     worker_metrics: dict[str, dict[str, float]]
     policy_versions: Counter[str]
     records_read: dict[str, int]
+    uncounted: int = 0
+    """Input records the worker's counters never showed as taken (settled by its committed offsets)."""
 
 
 class _OutputReader:
@@ -395,11 +399,13 @@ async def _engine_run(
             if route in ("actions", "review"):
                 versions[str((value.get("explanation") or {}).get("policy_version"))] += 1
 
+    committed = _Committed(bootstrap, settings.app_id, [events_topic, outcomes_topic], reader)
     try:
         await producer.start()
         await reader.start()
+        await committed.start()
         async with httpx.AsyncClient() as client:
-            pacer = _Pacer(client, metrics_url, config.process_timeout_s)
+            pacer = _Pacer(client, metrics_url, config.process_timeout_s, committed)
             for _ in range(config.days):
                 batch = steps.next_day()
                 futures = []
@@ -444,6 +450,7 @@ async def _engine_run(
             take(await reader.read(idle_s=1.5))
             metrics = await _scrape(client, metrics_url)
     finally:
+        await committed.stop()
         await reader.stop()
         await producer.stop()
     problem = verify_chain(audit)
@@ -469,39 +476,95 @@ async def _engine_run(
         worker_metrics=metrics,
         policy_versions=versions,
         records_read=dict(read_counts),
+        uncounted=pacer.uncounted,
     )
 
 
 class _Pacer:
     """Waits until the worker has taken a number of input records, scraping ``/metrics`` sparingly.
 
-    The worker serves ``/metrics`` on the loop that decides, so polling it hard slows the engine down.
-    The pacer learns the worker's time per record and sleeps most of the expected time before it asks.
+    The worker serves ``/metrics`` on the loop that decides, so polling it hard slows the engine down:
+    the pacer learns the worker's time per record and sleeps most of the expected time before it asks.
+    If the counters stop short of the records sent (a record the worker counted as a duplicate, or
+    never counted), the worker's committed offsets settle it (Faust flushes its producer before it
+    commits, so once every input record is committed, its outputs are on the broker), or else
+    ``STALL_S`` without any progress does. Records settled that way are reported (``uncounted``).
     """
 
-    def __init__(self, client: httpx.AsyncClient, url: str, timeout_s: float) -> None:
+    def __init__(
+        self,
+        client: httpx.AsyncClient,
+        url: str,
+        timeout_s: float,
+        committed: Callable[[], Awaitable[bool]],
+    ) -> None:
         self.client, self.url, self.timeout_s = client, url, timeout_s
+        self.committed = committed
         self.per_record_s = 0.002
         self.done = 0
+        self.uncounted = 0
         self.scrapes = 0
 
     async def wait(self, target: int) -> None:
         started = time.monotonic()
         todo = max(0, target - self.done)
         await asyncio.sleep(min(0.8 * todo * self.per_record_s, 5.0))
+        last_done, last_change, last_check = -1, time.monotonic(), 0.0
         while True:
             self.scrapes += 1
-            done = _processed(await _scrape(self.client, self.url))
+            done = _processed(await _scrape(self.client, self.url)) + self.uncounted
+            now = time.monotonic()
             if done >= target:
                 break
-            if time.monotonic() - started > self.timeout_s:
+            if done != last_done:
+                last_done, last_change = done, now
+            elif now - last_change > STALL_S:
+                # Idle this long short of the target: the worker will not count the rest.
+                self.uncounted += target - done
+                break
+            elif now - last_change > 1.2 and now - last_check > 0.5:
+                last_check = now
+                if await self.committed():
+                    self.uncounted += target - done
+                    break
+            if now - started > self.timeout_s:
                 raise TimeoutError(f"the worker took {done} of {target} records in {self.timeout_s:.0f} s")
             await asyncio.sleep(0.02)
         elapsed = time.monotonic() - started
         if todo >= 20:
             self.per_record_s = 0.7 * self.per_record_s + 0.3 * elapsed / todo
-        self.done = done
+        self.done = max(done, target)
         await asyncio.sleep(0.02)  # the worker's producer lingers a few ms before its outputs land
+
+
+class _Committed:
+    """Whether the worker's consumer group has committed every record on the topics the demo writes."""
+
+    def __init__(self, bootstrap: str, group_id: str, topics: list[str], reader: _OutputReader) -> None:
+        self.admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+        self.group_id, self.topics, self.reader = group_id, topics, reader
+        self.partitions: list[TopicPartition] = []
+
+    async def start(self) -> None:
+        await self.admin.start()
+        described = await self.admin.describe_topics(self.topics)
+        self.partitions = [
+            TopicPartition(topic["topic"], partition["partition"])
+            for topic in described
+            for partition in topic["partitions"]
+        ]
+
+    async def stop(self) -> None:
+        await self.admin.close()
+
+    async def __call__(self) -> bool:
+        offsets = await self.admin.list_consumer_group_offsets(self.group_id, partitions=self.partitions)
+        ends = await self.reader.consumer.end_offsets(self.partitions)
+        for tp, end in ends.items():
+            committed = offsets.get(tp)
+            if end and (committed is None or committed.offset < end):
+                return False
+        return True
 
 
 # -- the broker and the worker ---------------------------------------------------------------------

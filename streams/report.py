@@ -41,6 +41,11 @@ ENGINE_DESCRIPTION = (
     "Billwise: the worker decides on every event; the reference sender delivers released actions at or "
     "after their not_before; actions held for review are not sent (no reviewer in the demo)."
 )
+WORLDS_NOTE = (
+    "Both worlds start from the same patients and seed. Once the policies differ, patients pay, take plans "
+    "and dispute at different times, and the simulator's later draws (visits, claims, statements) drift "
+    "apart a little, so the amounts billed differ slightly: compare the ratios."
+)
 KPI_DEFINITIONS = {
     "payment_yield_pct": "patient money collected in the window / patient responsibility billed in it "
     "(claims' patient share, self-pay charges and the opening balances)",
@@ -107,6 +112,8 @@ def build_report(
             "outcomes_written": engine_run.outcomes_written,
             "records_read": engine_run.records_read,
             "audit_chain": engine_run.audit_chain,
+            "worker_duplicates": int(sum(metrics.get("billwise_duplicate_events_total", {}).values())),
+            "uncounted_inputs": engine_run.uncounted,
             "policy_versions": dict(engine_run.policy_versions),
         },
         "policies": {"engine": ENGINE_DESCRIPTION, "baseline": BASELINE_DESCRIPTION},
@@ -140,6 +147,7 @@ def build_report(
             "dead_letters_by_reason": _sum_by(metrics.get("billwise_dead_letters_total", {}), "reason"),
             "draft_fallbacks_by_reason": _sum_by(metrics.get("billwise_draft_fallbacks_total", {}), "reason"),
             "events_by_type": _sum_by(metrics.get("billwise_events_total", {}), "type"),
+            "outcomes_by_status": _sum_by(metrics.get("billwise_action_outcomes_total", {}), "status"),
         },
         "outbound_by_channel": {
             "engine": dict(engine_run.world.tally.outbound.most_common()),
@@ -214,6 +222,7 @@ def print_report(console: Console, data: Mapping[str, Any]) -> None:
         if row["key"] == KPI_ROWS[4].key:
             kpis.add_section()
     console.print(kpis)
+    console.print(f"[dim]{WORLDS_NOTE}[/]")
 
     engine = data["engine"]
     actions = Table(title="Actions by kind and channel (released + held for review)")
@@ -258,6 +267,11 @@ def print_report(console: Console, data: Mapping[str, Any]) -> None:
         f"{sender.get('duplicate', 0):,} duplicates dropped, {sender.get('pending_at_end', 0):,} still "
         f"waiting at the end; {run['outcomes_written']:,} outcome records written"
     )
+    if run.get("worker_duplicates") or run.get("uncounted_inputs"):
+        console.print(
+            f"[yellow]the worker counted {run.get('worker_duplicates', 0):,} input records as duplicates and "
+            f"{run.get('uncounted_inputs', 0):,} not at all, though the demo sends every record once[/]"
+        )
     console.print(
         f"{run['events_streamed']:,} events streamed in {run['wall_s']:.0f} s on {run['broker']}; "
         f"audit chain {run['audit_chain']}; policy {', '.join(run['policy_versions']) or '-'}"
@@ -280,6 +294,8 @@ th:first-child,td:first-child{text-align:left}
 tr.sub td{color:#6b7280}
 .better{color:#047857;font-weight:600}.worse{color:#b91c1c;font-weight:600}
 .grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(460px,1fr));gap:1.2rem}
+.kpi-grid{display:grid;grid-template-columns:minmax(560px,1.4fr) minmax(440px,1fr);gap:1.2rem}
+@media (max-width:1040px){.kpi-grid{grid-template-columns:1fr}}
 figure{margin:0}figcaption{font-weight:600;margin-bottom:.3rem}
 svg text{font-family:inherit;font-size:12px;fill:#374151}
 dl{display:grid;grid-template-columns:max-content 1fr;gap:.2rem 1rem}dt{font-weight:600}
@@ -483,9 +499,10 @@ run time {run["wall_s"]:.0f} s.</p>
 <h2>Outcome KPIs: Billwise vs the fixed-cadence baseline</h2>
 <p><strong>Billwise:</strong> {_e(data["policies"]["engine"])}<br>
 <strong>Baseline:</strong> {_e(data["policies"]["baseline"])}</p>
-<div class="grid"><div>
+<div class="kpi-grid"><div>
 <table id="kpis"><tr><th>KPI</th><th>Billwise</th><th>baseline</th><th>Δ</th><th></th></tr>
-{"".join(kpi_rows)}</table></div>
+{"".join(kpi_rows)}</table>
+<p class="muted">{_e(WORLDS_NOTE)}</p></div>
 <figure><figcaption>Headline KPIs</figcaption>{_paired_bars([r for r in rows if r["headline"]])}</figure>
 </div>
 <figure><figcaption>Collected so far, by simulated day</figcaption>
@@ -527,6 +544,8 @@ simulation ended. {run["outcomes_written"]:,} <code>billing.action.outcome</code
 <tr><td>records read from the output topics</td>
 <td>{_e(", ".join(f"{k}: {v:,}" for k, v in sorted(run["records_read"].items())))}</td></tr>
 <tr><td>audit hash chain</td><td>{_e(run["audit_chain"])}</td></tr>
+<tr><td>input records the worker counted as duplicates / not at all (the demo sends each once)</td>
+<td>{run.get("worker_duplicates", 0):,} / {run.get("uncounted_inputs", 0):,}</td></tr>
 <tr><td>policy version</td><td>{_e(", ".join(run["policy_versions"]))}</td></tr>
 <tr><td>topic prefix</td><td>{_e(run["topic_prefix"])}</td></tr>
 <tr><td>worker metrics (while it ran)</td><td>{_e(run["metrics_url"])}</td></tr>

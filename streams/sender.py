@@ -200,7 +200,7 @@ class ReferenceSender:
         self._seen: OrderedDict[str, None] = OrderedDict()
         self._queue: list[_Queued] = []
         self._queued_ids: dict[str, _Queued] = {}
-        self._cancelled: set[str] = set()
+        self._cancelled: dict[str, str] = {}
         self._ready: list[ActionOutcome] = []
         self._seq = 0
 
@@ -228,7 +228,7 @@ class ReferenceSender:
             return "skipped"
         now = self.clock.now()
         if action_id in self._cancelled:
-            self._report(action_id, account_id, "cancelled", now, "cancelled by the engine before it arrived")
+            self._report(action_id, account_id, "cancelled", now, self._cancelled.pop(action_id))
             self.stats["cancelled"] += 1
             return "cancelled"
         if expires_at <= now:
@@ -247,7 +247,9 @@ class ReferenceSender:
         entry = self._queued_ids.pop(action_id, None)
         if entry is None:
             if action_id not in self._seen:  # the cancellation overtook the action: remember it
-                self._cancelled.add(action_id)
+                self._cancelled[action_id] = reason
+                while len(self._cancelled) > self.remember:
+                    del self._cancelled[next(iter(self._cancelled))]
             return False
         self._report(action_id, str(entry.action["account_id"]), "cancelled", self.clock.now(), reason)
         self.stats["cancelled"] += 1
@@ -316,6 +318,10 @@ def outcome_record(outcome: ActionOutcome) -> tuple[bytes, bytes]:
     return outcome.account_id.encode(), outcome.model_dump_json(exclude_none=True).encode()
 
 
+CANCEL_LOOKBACK_S = 3 * 86_400.0
+"""How far back (by record timestamp) `run` re-reads the audit topic when it is assigned partitions."""
+
+
 async def run(
     bootstrap: str,
     prefix: str = "billing",
@@ -323,14 +329,21 @@ async def run(
     transport: Transport | None = None,
     clock: Clock | None = None,
     group_id: str = "billwise-reference-sender",
+    cancel_lookback_s: float = CANCEL_LOOKBACK_S,
     stop: Callable[[], bool] = lambda: False,
 ) -> Counter[str]:
     """Consume ``{prefix}.actions`` (and cancellations on ``{prefix}.audit``) and send, until ``stop()``.
 
-    At-least-once: an action still waiting for its ``not_before`` holds back the committed offset of its
-    partition, so a restart reads it again rather than losing it; actions sent after it are then read
-    again too, and only a persisted de-duplication store (or the provider's idempotency key set to the
-    ``action_id``) keeps them from going out twice across restarts. Returns the sender's counters.
+    The queue, the sent ids and the cancellations live in memory, so what is committed is held back for
+    a restart: an action still waiting for its ``not_before`` holds back the committed offset of its
+    partition, so a restart reads it again rather than losing it. The audit topic is not committed:
+    whenever partitions are assigned, the last ``cancel_lookback_s`` of it is read again, and nothing is
+    sent until that is done, so an action stopped while the sender was down stays stopped. Actions sent
+    after a waiting one are read again too after a restart: only a persisted de-duplication store (or
+    the provider's idempotency key set to the ``action_id``) keeps them from going out twice, and an
+    outcome may be reported twice. A production sender stores its queue and ids durably and commits as
+    soon as they are stored. Run one instance per consumer group: the in-memory queue is not handed
+    over when partitions move to another member. Returns the sender's counters.
     """
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
     from aiokafka.structs import OffsetAndMetadata
@@ -349,6 +362,8 @@ async def run(
     waiting: dict[str, tuple[TopicPartition, int]] = {}  # queued action id -> where it was read
     read_up_to: dict[TopicPartition, int] = {}
     committed: dict[TopicPartition, int] = {}
+    assigned: set[TopicPartition] = set()
+    catch_up: dict[TopicPartition, int] = {}
     await consumer.start()
     await producer.start()
     try:
@@ -356,7 +371,6 @@ async def run(
             batch = await consumer.getmany(timeout_ms=500, max_records=1_000)
             for tp, messages in batch.items():
                 for message in messages:
-                    read_up_to[tp] = message.offset + 1
                     try:
                         value = _json(message.value)
                     except ValueError:
@@ -364,16 +378,28 @@ async def run(
                         continue
                     if message.topic == audit_topic:
                         sender.offer_audit(value)
-                    elif sender.offer(value) == "queued":
+                        continue
+                    read_up_to[tp] = message.offset + 1
+                    if sender.offer(value) == "queued":
                         waiting[str(value["action_id"])] = (tp, message.offset)
+            if consumer.assignment() != assigned:
+                # A start or a rebalance: read the engine's recent cancellations again before sending.
+                assigned = set(consumer.assignment())
+                audit_parts = [tp for tp in assigned if tp.topic == audit_topic]
+                catch_up = await _rewind(consumer, audit_parts, cancel_lookback_s) if audit_parts else {}
+            if catch_up:
+                if any([await consumer.position(tp) < end for tp, end in catch_up.items()]):
+                    continue
+                catch_up = {}
             for outcome in sender.pump():
                 key, value_bytes = outcome_record(outcome)
                 await producer.send_and_wait(f"{prefix}.outcomes", key=key, value=value_bytes)
             for action_id in [a for a in waiting if not sender.is_pending(a)]:
                 del waiting[action_id]
-            commit = dict(read_up_to)
+            commit = {tp: offset for tp, offset in read_up_to.items() if tp in assigned}
             for tp, offset in waiting.values():
-                commit[tp] = min(commit.get(tp, offset), offset)
+                if tp in commit:
+                    commit[tp] = min(commit[tp], offset)
             if commit != committed:
                 await consumer.commit({tp: OffsetAndMetadata(offset, "") for tp, offset in commit.items()})
                 committed = commit
@@ -381,6 +407,19 @@ async def run(
         await producer.stop()
         await consumer.stop()
     return sender.stats
+
+
+async def _rewind(consumer: Any, parts: list[Any], lookback_s: float) -> dict[Any, int]:
+    """Seek ``parts`` back to ``lookback_s`` ago (by record timestamp); returns their end offsets."""
+    import time
+
+    since = int((time.time() - lookback_s) * 1000)
+    found = await consumer.offsets_for_times(dict.fromkeys(parts, since))
+    ends: dict[Any, int] = await consumer.end_offsets(parts)
+    for tp in parts:
+        hit = found.get(tp)
+        consumer.seek(tp, hit.offset if hit is not None else ends[tp])
+    return ends
 
 
 def _json(raw: bytes | None) -> dict[str, Any]:
