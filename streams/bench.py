@@ -288,7 +288,11 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
 
         two = [
             start_worker(
-                bootstrap, free_port(), log_path=Path(folder) / f"w{n}.log", env=run.env("bench-two")
+                bootstrap,
+                free_port(),
+                log_path=Path(folder) / f"w{n}.log",
+                # one group, but each worker its own RocksDB folder (a folder has one owner)
+                env={**run.env("bench-two"), "BILLWISE_DATA_DIR": str(Path(folder) / f"bench-two-{n}")},
             )
             for n in range(2)
         ]
