@@ -286,21 +286,7 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
             _drafting_engine_rate(run, len(records), config.stub_latency_s) if config.drafting else None
         )
 
-        two = [
-            start_worker(
-                bootstrap,
-                free_port(),
-                log_path=Path(folder) / f"w{n}.log",
-                # one group, but each worker its own RocksDB folder (a folder has one owner)
-                env={**run.env("bench-two"), "BILLWISE_DATA_DIR": str(Path(folder) / f"bench-two-{n}")},
-            )
-            for n in range(2)
-        ]
-        try:
-            two_rate = _engine_rate(two, len(records))
-        finally:
-            for worker in two:
-                worker.stop()
+        two_rate, two_error = _two_workers(run, folder, bootstrap, len(records))
 
     gates = gate_benchmark(2000)
     drafting = asyncio.run(bench_drafting(200, config.stub_latency_s, 16)) if config.drafting else None
@@ -312,19 +298,42 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
         "engine_events_per_s": round(engine, 1),
         "faust_consume_only_events_per_s": round(faust_only, 1),
         "aiokafka_consume_events_per_s": round(raw, 1),
-        "two_workers_events_per_s": round(two_rate, 1),
+        "two_workers_events_per_s": round(two_rate, 1) if two_rate else None,
+        "two_workers_error": two_error,
         "p50_ms": round(quantiles[49], 2),
         "p99_ms": round(quantiles[98], 2),
         "latency_samples": len(latencies),
         "latency_rate_events_per_s": config.latency_rate,
         "engine_vs_faust_consume_only": round(engine / faust_only, 3),
         "engine_vs_aiokafka_consume": round(engine / raw, 3),
-        "two_workers_vs_one": round(two_rate / engine, 3),
+        "two_workers_vs_one": round(two_rate / engine, 3) if two_rate else None,
         "drafting_engine_events_per_s": round(drafting_rate, 1) if drafting_rate else None,
         "drafting_on_vs_off": round(drafting_rate / engine, 3) if drafting_rate else None,
         "gates": gates,
         "drafting": drafting,
     }
+
+
+def _two_workers(run: _Run, folder: str, bootstrap: str, expected: int) -> tuple[float | None, str | None]:
+    """Two worker processes in one group over the same events; a failure is reported, not raised."""
+    workers: list[WorkerProcess] = []
+    try:
+        for n in range(2):
+            workers.append(
+                start_worker(
+                    bootstrap,
+                    free_port(),
+                    log_path=Path(folder) / f"w{n}.log",
+                    # one group, but each worker its own RocksDB folder (a folder has one owner)
+                    env={**run.env("bench-two"), "BILLWISE_DATA_DIR": str(Path(folder) / f"bench-two-{n}")},
+                )
+            )
+        return _engine_rate(workers, expected), None
+    except (httpx.HTTPError, TimeoutError, RuntimeError) as exc:
+        return None, f"{type(exc).__name__}: {exc}"[:300]
+    finally:
+        for worker in workers:
+            worker.stop()
 
 
 def _drafting_engine_rate(run: _Run, expected: int, latency_s: float) -> float:
