@@ -1,0 +1,86 @@
+"""How the demo waits for the worker: its input counters, the committed offsets, a standstill."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import streams.demo as demo
+from streams.demo import _Pacer, _processed
+
+
+def samples(events: int, scans: int = 0, duplicates: int = 0, dead: int = 0, outcomes: int = 0) -> dict:
+    return {
+        "billwise_events_total": {
+            '{type="billing.payment.posted"}': float(events),
+            '{type="scan"}': float(scans),
+        },
+        "billwise_duplicate_events_total": {"": float(duplicates)},
+        "billwise_dead_letters_total": {'{reason="invalid_json"}': float(dead)},
+        "billwise_action_outcomes_total": {'{status="sent"}': float(outcomes)},
+    }
+
+
+def test_processed_counts_input_records_only() -> None:
+    # Scans are the worker's own; a duplicate is a redelivery of a record already counted.
+    assert _processed(samples(10, scans=7, duplicates=3, dead=2, outcomes=4)) == 16
+    assert _processed({}) == 0
+
+
+@pytest.fixture
+def scrapes(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """The /metrics samples the pacer will see, one per scrape (the last one repeats)."""
+    queue: list[dict[str, Any]] = []
+
+    async def fake_scrape(client: Any, url: str) -> dict[str, Any]:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    monkeypatch.setattr(demo, "_scrape", fake_scrape)
+    monkeypatch.setattr(demo, "SETTLED_S", 0.05)
+    monkeypatch.setattr(demo, "STALL_S", 0.2)
+    yield queue
+
+
+def pacer(committed: bool = False) -> _Pacer:
+    async def is_committed() -> bool:
+        return committed
+
+    return _Pacer(None, "http://worker/metrics", timeout_s=5.0, committed=is_committed)  # type: ignore[arg-type]
+
+
+async def test_waits_until_the_counters_reach_the_target(scrapes: list[dict[str, Any]]) -> None:
+    scrapes.extend([samples(3), samples(7), samples(9, outcomes=1)])
+    waiter = pacer()
+    await waiter.wait(10)
+    assert waiter.done == 10 and waiter.uncounted == 0 and waiter.scrapes == 3
+
+
+async def test_records_the_worker_never_counts_are_settled_by_a_standstill(
+    scrapes: list[dict[str, Any]],
+) -> None:
+    scrapes.extend([samples(2), samples(8)])  # progress, then nothing more: 2 records never counted
+    waiter = pacer()
+    await waiter.wait(10)
+    assert waiter.uncounted == 2 and waiter.done == 10
+    scrapes[:] = [samples(13)]  # the next step: 13 counted + 2 uncounted = 15
+    await waiter.wait(15)
+    assert waiter.uncounted == 2
+
+
+async def test_without_any_progress_it_waits_longer_before_giving_up(scrapes: list[dict[str, Any]]) -> None:
+    scrapes.append(samples(0))
+    waiter = pacer()
+    await waiter.wait(4)
+    assert waiter.uncounted == 4 and waiter.stalls and waiter.stalls[0] >= 0.2
+
+
+async def test_gives_up_after_the_timeout(
+    scrapes: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(demo, "STALL_S", 60.0)
+    scrapes.append(samples(0))
+    waiter = _Pacer(None, "u", timeout_s=0.3, committed=pacer().committed)  # type: ignore[arg-type]
+    with pytest.raises(TimeoutError, match="0 of 4"):
+        await waiter.wait(4)
