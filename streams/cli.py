@@ -97,12 +97,16 @@ def replay(
 
 @app.command()
 def demo(
-    patients: Annotated[int, typer.Option(min=1, help="simulated patients (guarantor accounts)")] = 2_000,
+    patients: Annotated[int, typer.Option(min=1, help="simulated patients (guarantor accounts)")] = 1_000,
     days: Annotated[int, typer.Option(min=1, help="simulated days, streamed one day at a time")] = 180,
     seed: Annotated[int, typer.Option(help="simulator seed (the baseline runs on the same one)")] = 7,
     report: Annotated[Path, typer.Option(help="where to write the self-contained HTML report")] = Path(
         "billwise-report.html"
     ),
+    broker: Annotated[
+        BrokerEngine,
+        typer.Option(help="local broker when KAFKA_BOOTSTRAP_SERVERS is unset (apache answers faster)"),
+    ] = BrokerEngine.TANSU,
     events: Annotated[
         Path | None,
         typer.Option(help="stream this file of canonical events instead of the simulation (no KPIs)"),
@@ -111,7 +115,7 @@ def demo(
     """Embedded broker + worker + a simulated practice, against a fixed-cadence baseline; HTML report."""
     from streams.demo import run_demo
 
-    raise typer.Exit(run_demo(patients, days, seed, report, events=events))
+    raise typer.Exit(run_demo(patients, days, seed, report, broker=broker, events=events))
 
 
 @app.command()

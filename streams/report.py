@@ -34,12 +34,12 @@ SIMULATED_NOTICE = (
     "any real practice would see."
 )
 BASELINE_DESCRIPTION = (
-    "Fixed cadence: the practice's own statements every 30 days, a letter reminder at 60 and 90 days "
+    "a fixed cadence: the practice's own statements every 30 days, a letter reminder at 60 and 90 days "
     "after the first statement while a balance remains, no payment plans or financial assistance offered."
 )
 ENGINE_DESCRIPTION = (
-    "Billwise: the worker decides on every event; the reference sender delivers released actions at or "
-    "after their not_before; actions held for review are not sent (no reviewer in the demo)."
+    "the worker decides on every event; the reference sender delivers released actions at or after "
+    "their not_before; actions held for review are not sent (no reviewer in the demo)."
 )
 WORLDS_NOTE = (
     "Both worlds start from the same patients and seed. Once the policies differ, patients pay, take plans "
