@@ -93,3 +93,44 @@ def test_events_become_actions_and_audit_records_and_bad_input_is_dead_lettered(
     assert audit, "every decision writes an audit record"
     assert all(r.key == r.value["account_id"] for r in audit)
     assert verify_chain(r.value for r in audit) is None
+
+
+def test_every_record_of_bursty_input_is_taken_once(engine: RunningEngine) -> None:
+    """Records that arrive while a batch is being decided belong to the next batch, each exactly once.
+
+    Bursts with pauses longer than the batch window make batches close on time while the next burst
+    is already arriving and account states are being written. Every burst pairs a patient update
+    (which writes state) with an unknown event type for the same account (which must be
+    dead-lettered): a record paired with the wrong event shows as a missing or repeated dead letter.
+    """
+    patient = next(e for e in _sample() if e["type"] == "billing.patient.updated")
+    bursts, accounts = 25, 24
+
+    def burst(number: int) -> list[bytes | dict]:
+        records: list[bytes | dict] = []
+        for index in range(accounts):
+            update = json.loads(json.dumps(patient))
+            update["id"] = f"update-{number}-{index}"
+            update["data"]["account_id"] = update["subject"] = f"ACC-BURST-{index}"
+            unknown = json.loads(json.dumps(update))
+            unknown["id"] = f"unknown-{number}-{index}"
+            unknown["type"] = "billing.burst.unknown"
+            records += [update, unknown]
+        return records
+
+    bootstrap, dlq = engine.settings.kafka_bootstrap_servers, [engine.topic("dlq")]
+
+    async def produce_in_bursts() -> None:
+        for number in range(bursts):
+            await produce_events(bootstrap, engine.topic("events"), burst(number))
+            await asyncio.sleep(0.1)
+
+    asyncio.run(produce_in_bursts())
+    expected = sorted(f"unknown-{number}-{index}" for number in range(bursts) for index in range(accounts))
+    asyncio.run(read_topics(bootstrap, dlq, until=len(expected), overall_timeout_s=120))
+    # Then everything there is, once nothing new has come for a while: a repeat must have time to show.
+    dead = asyncio.run(read_topics(bootstrap, dlq, idle_timeout_s=3.0))
+    taken = [(letter.value["partition"], letter.value["offset"]) for letter in dead]
+    raw_ids = sorted(json.loads(letter.value["raw"])["id"] for letter in dead)
+    assert len(taken) == len(set(taken)), "a record was taken twice"
+    assert raw_ids == expected
