@@ -91,6 +91,7 @@ class Processed:
 
     The caller writes the states only once the outputs are safely delivered: a state written first
     would make a redelivered event look like a duplicate, and its outputs would never be sent.
+    ``states`` also holds the unchanged state of an account that saw a redelivery, to be written again.
     """
 
     outputs: list[Output]
@@ -194,6 +195,11 @@ class Processor:
         if decision.duplicate:
             if run.final:
                 metrics.DUPLICATES.inc()
+            # A redelivery follows a crash, and the local store may hold a state whose changelog record
+            # never left the producer: writing the same state again puts it on the changelog.
+            if decision.state is not None:
+                run.states[account_id] = decision.state
+                run.changed.add(account_id)
             return
         run.states[account_id] = decision.state
         run.changed.add(account_id)

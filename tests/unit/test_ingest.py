@@ -97,6 +97,15 @@ def test_a_batch_decides_like_one_record_at_a_time_and_redelivery_changes_nothin
     assert _run(records, states) == []  # every event already applied
 
 
+def test_a_redelivered_event_writes_its_account_state_again() -> None:
+    """After a crash the local store can be ahead of the table's changelog: a redelivery re-sends it."""
+    line = _lines()[0]
+    first = asyncio.run(Processor(load_policy()).process([_record(line, _key(line))], {}))
+    again = asyncio.run(Processor(load_policy()).process([_record(line, _key(line))], first.states))
+    assert again.outputs == []
+    assert again.states == first.states
+
+
 def test_a_failing_decision_is_dead_lettered_not_raised(monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(*args: object, **kwargs: object) -> None:
         raise ArithmeticError("boom")
