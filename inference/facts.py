@@ -15,8 +15,10 @@ that is not one of `DraftFacts.known_amounts` is rejected.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
@@ -47,6 +49,73 @@ DISCLOSURE_CODES: frozenset[str] = frozenset(
     {"opt_out", "tila_zero_apr", "debt_collector", "validation_notice", "financial_assistance"}
 )
 """Disclosure codes drafting knows the approved wording of (see `inference.disclosures`)."""
+
+
+REPLIES: frozenset[str] = frozenset(
+    {
+        "balance",
+        "insurance",
+        "payments",
+        "how_to_pay",
+        "plan_options",
+        "plan_accepted",
+        "ask_household",
+        "ask_income",
+        "screening_result",
+        "offer",
+        "final_offer",
+        "agreed",
+        "no_agreement",
+        "negotiation_paused",
+        "dispute",
+        "handoff",
+        "cannot_answer",
+    }
+)
+"""What a ``conversation_reply`` does (`rules.conversation`); each has approved words in every language."""
+
+CONVERSATION_FIELDS = (
+    "reply",
+    "claims",
+    "payments",
+    "household_size",
+    "annual_income",
+    "fpl_pct",
+    "discount_pct",
+    "estimated_discount",
+)
+
+
+class ClaimLine(BaseModel):
+    """One adjudicated claim behind the balance (an EOB line): what insurance paid and the patient's share."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    payer: str
+    service_date: date
+    billed: Decimal
+    insurance_paid: Decimal
+    patient_responsibility: Decimal
+    deductible: Decimal = Decimal(0)
+    coinsurance: Decimal = Decimal(0)
+    copay: Decimal = Decimal(0)
+    noncovered: Decimal = Decimal(0)
+
+
+class PaymentLine(BaseModel):
+    """One payment the patient made."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    amount: Decimal
+    on: date
+
+
+def conversation_fields(features: Mapping[str, Any]) -> dict[str, Any]:
+    """The reply facts a conversation candidate carries in ``features["conversation"]``, as `DraftFacts`
+    fields (JSON-ready text is parsed back by the model's validation)."""
+    carried = features.get("conversation") or {}
+    return {name: carried[name] for name in CONVERSATION_FIELDS if carried.get(name) is not None}
 
 
 def effective_language(tag: str | None) -> str:
@@ -83,6 +152,16 @@ class DraftFacts(BaseModel):
     settlement: Settlement | None = None
     variance: Decimal | None = None
     disclosures: tuple[str, ...] = ()
+    reply: str | None = None
+    """Conversation replies only: what the reply does (one of `REPLIES`)."""
+    claims: tuple[ClaimLine, ...] = ()
+    payments: tuple[PaymentLine, ...] = ()
+    household_size: int | None = None
+    annual_income: Decimal | None = None
+    """Assistance screening: what the patient told us, and what the policy's tiers make of it."""
+    fpl_pct: Decimal | None = None
+    discount_pct: Decimal | None = None
+    estimated_discount: Decimal | None = None
 
     @field_validator("kind")
     @classmethod
@@ -96,6 +175,13 @@ class DraftFacts(BaseModel):
     def _known_channel(cls, value: str) -> str:
         if value not in CHANNELS:
             raise ValueError(f"unknown channel {value!r}; expected one of {sorted(CHANNELS)}")
+        return value
+
+    @field_validator("reply")
+    @classmethod
+    def _known_reply(cls, value: str | None) -> str | None:
+        if value is not None and value not in REPLIES:
+            raise ValueError(f"unknown conversation reply {value!r}; expected one of {sorted(REPLIES)}")
         return value
 
     @field_validator("disclosures")
@@ -127,6 +213,18 @@ class DraftFacts(BaseModel):
             amounts += [option.monthly_amount, option.total]
         if self.settlement is not None:
             amounts.append(self.settlement.amount)
+        for claim in self.claims:
+            amounts += [
+                claim.billed,
+                claim.insurance_paid,
+                claim.patient_responsibility,
+                claim.deductible,
+                claim.coinsurance,
+                claim.copay,
+                claim.noncovered,
+            ]
+        amounts += [payment.amount for payment in self.payments]
+        amounts += [self.annual_income, self.estimated_discount]
         return frozenset(a.quantize(CENT) for a in amounts if a is not None)
 
     def known_dates(self) -> frozenset[date]:
@@ -135,4 +233,6 @@ class DraftFacts(BaseModel):
         dates += [option.first_due_date for option in self.plan_options]
         if self.settlement is not None:
             dates.append(self.settlement.valid_until)
+        dates += [claim.service_date for claim in self.claims]
+        dates += [payment.on for payment in self.payments]
         return frozenset(d for d in dates if d is not None)

@@ -104,6 +104,31 @@ _SYSTEM = {
     ),
 }
 
+_REPLIES: dict[str, str] = {
+    "balance": "state the current balance, any amount insurance is still reviewing and the last payment",
+    "insurance": "explain each claim line: what was billed, what insurance paid, and the patient's share "
+    "split into deductible, coinsurance, copay and not covered; then the balance",
+    "payments": "list the payments received, with dates, then the balance",
+    "how_to_pay": "state the balance and how to pay (patient portal or phone); mention interest-free plans",
+    "plan_options": "list the plan options by number; ask the patient to reply with the number they choose",
+    "plan_accepted": "confirm the chosen interest-free plan (the only plan option in the context)",
+    "ask_household": "ask how many people live in the household, including the patient",
+    "ask_income": "ask the household's total yearly income before taxes",
+    "screening_result": "give the income as a share of the federal poverty guideline, the possible discount "
+    "and its estimated amount, and say the application was sent to staff to review",
+    "offer": "offer the settlement amount as payment in full of the balance if paid by its valid-until "
+    "date; ask the patient to reply YES or say what they can pay",
+    "final_offer": "say the settlement amount is the lowest the practice can accept as payment in full",
+    "agreed": "confirm the agreed settlement amount and say staff will review and confirm it in writing "
+    "before the patient pays",
+    "no_agreement": "say the practice cannot accept that amount and staff will contact the patient",
+    "negotiation_paused": "say a settlement cannot be discussed while the dispute is reviewed",
+    "dispute": "thank the patient and say staff will review the account and contact them",
+    "handoff": "say a member of the billing team will contact the patient",
+    "cannot_answer": "say the question was passed to a member of the billing team, who will contact them",
+}
+"""What each conversation reply does, for the model (the approved templates say the same)."""
+
 _INSTRUCTIONS: dict[str, dict[str, str]] = {
     "statement_message": {
         "en": "Write a plain-language summary of the new statement: thank the patient for any recent "
@@ -155,10 +180,10 @@ _INSTRUCTIONS: dict[str, dict[str, str]] = {
         "asistencia financiera).",
     },
     "conversation_reply": {
-        "en": "Write a short, courteous reply to the patient's message: thank them, state the balance if "
-        "given, and say the billing team will follow up.",
-        "es": "Escriba una respuesta breve y cortés al mensaje del paciente: agradézcale, indique el saldo "
-        "si se conoce y diga que el equipo de facturación le dará seguimiento.",
+        "en": "Write a short, courteous reply in the patient's billing conversation. What the reply must "
+        "do is given as 'reply' in the context; say only that, using only the context's facts.",
+        "es": "Escriba una respuesta breve y cortés en la conversación de facturación del paciente. Lo que "
+        "debe hacer la respuesta está en 'reply' del contexto; diga solo eso, con los datos del contexto.",
     },
 }
 
@@ -204,6 +229,27 @@ def account_context(facts: DraftFacts, tokeniser: PhiTokeniser) -> dict[str, Any
             else None
         ),
         "payment_shortfall": amount(facts.variance),
+        "reply": _REPLIES.get(facts.reply or ""),
+        "claims": [
+            {
+                "payer": c.payer,
+                "service_date": day(c.service_date),
+                "billed": amount(c.billed),
+                "insurance_paid": amount(c.insurance_paid),
+                "patient_share": amount(c.patient_responsibility),
+                "deductible": amount(c.deductible),
+                "coinsurance": amount(c.coinsurance),
+                "copay": amount(c.copay),
+                "not_covered": amount(c.noncovered),
+            }
+            for c in facts.claims
+        ],
+        "payments": [{"amount": amount(p.amount), "date": day(p.on)} for p in facts.payments],
+        "household_size": facts.household_size,
+        "annual_income": amount(facts.annual_income),
+        "fpl_percent": None if facts.fpl_pct is None else f"{facts.fpl_pct}%",
+        "discount_percent": None if facts.discount_pct is None else f"{facts.discount_pct}%",
+        "estimated_discount": amount(facts.estimated_discount),
     }
     return {k: v for k, v in ctx.items() if v not in (None, [], {})}
 

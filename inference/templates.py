@@ -55,6 +55,12 @@ def _money(amount: Decimal) -> str:
     return money(amount)
 
 
+def _pct(value: Decimal) -> str:
+    """A percentage without needless decimals: 250.00 → ``250``, 80.50 → ``80.5``."""
+    text = f"{value.quantize(Decimal('0.01')):f}"
+    return text.rstrip("0").rstrip(".") if "." in text else text
+
+
 @lru_cache(maxsize=1)
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -69,6 +75,7 @@ def _environment() -> jinja2.Environment:
     env.filters["money"] = _money
     env.filters["ldate"] = _ldate
     env.filters["sdate"] = _sdate
+    env.filters["pct"] = _pct
     return env
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from inference.drafting import DraftOutcome
-from inference.facts import DraftFacts
+from inference.facts import DraftFacts, conversation_fields
 from inference.guardrails import check_message
 from inference.templates import render_template
 from rules.candidate import Candidate
@@ -58,6 +58,7 @@ def draft_facts(
         settlement=candidate.settlement,
         variance=candidate.variance,
         disclosures=disclosures,
+        **conversation_fields(candidate.features),
     )
 
 

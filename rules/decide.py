@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 from inference.drafting import DraftOutcome
+from rules.conversation import converse, on_dispute, on_payment, outreach_note
 from rules.engine import DEFAULT_BACKEND, Backend
 from rules.facts import apply_event
 from rules.optout import classify
@@ -39,7 +40,7 @@ from rules.session import Session
 from rules.state import MAX_SEEN_EVENTS, AccountState, ContactFact, bounded
 from rules.usecases import SCAN_EVENT_TYPE, Cause, cause_of, propose
 from schemas.actions import Scores
-from schemas.events import CanonicalEvent, CommunicationLogged, PatientUpdated
+from schemas.events import CanonicalEvent, CommunicationLogged, DisputeUpdated, PatientUpdated, PaymentPosted
 
 __all__ = ["Decision", "Output", "daily_scan", "decide", "due_scans", "scan_day", "scan_due"]
 
@@ -167,8 +168,17 @@ def decide(
     )
     if isinstance(data, CommunicationLogged):
         _read_reply(session, data)
+    if isinstance(data, DisputeUpdated):
+        on_dispute(session, data)
     if event.type in RECHECK_EVENT_TYPES and recheck_signature(session.state) != before:
         session.recheck_open()
+    # Conversations after the re-check: a reply is gated on the state as it now is, and is not
+    # itself re-checked by the event that asked for it.
+    if isinstance(data, CommunicationLogged):
+        converse(session, data)
+        outreach_note(session, data)
+    if isinstance(data, PaymentPosted):
+        on_payment(session, data)
     if isinstance(data, PatientUpdated):
         for task in flag_routes(session.state):
             session.consider(task)

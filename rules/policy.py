@@ -303,6 +303,25 @@ class StateCap(PolicySection):
     channels: tuple[Channel, ...] = Field(min_length=1)
 
 
+# -- conversations (patient messages on the portal or by SMS) --------------------------------------
+
+
+class NegotiationPolicy(PolicySection):
+    max_rounds: int = Field(ge=1, le=10, description="offers the engine makes; the last one is the floor")
+    opening_pct: Percent = Field(
+        gt=0, le=100, description="the first offer, as a share of the balance; later offers step down"
+    )
+
+
+class ConversationPolicy(PolicySection):
+    channels: tuple[Literal["portal", "sms"], ...] = Field(
+        min_length=1, description="inbound messages on these channels open or continue a conversation"
+    )
+    idle_close_hours: int = Field(ge=1, le=24 * 30, description="a quieter conversation starts afresh")
+    max_turns: int = Field(ge=2, le=100, description="turns kept for the staff transcript")
+    negotiation: NegotiationPolicy
+
+
 class ThirdPartyPolicy(PolicySection):
     disclosure: str
     validation_disclosure: str
@@ -322,9 +341,20 @@ class Policy(PolicySection):
     frequency: FrequencyPolicy
     state_caps: dict[StateCode, StateCap]
     third_party: ThirdPartyPolicy
+    conversations: ConversationPolicy
     collection_slots: tuple[str, ...] = Field(
         description="collection activity (kinds, or staff_task:<purpose>): what bankruptcy stops"
     )
+
+    @model_validator(mode="after")
+    def _negotiation_within_settlement(self) -> Policy:
+        opening = self.conversations.negotiation.opening_pct
+        if opening < self.use_cases.settlement.floor_pct:
+            raise ValueError(
+                f"conversations.negotiation.opening_pct {opening} is below "
+                f"use_cases.settlement.floor_pct {self.use_cases.settlement.floor_pct}"
+            )
+        return self
 
     @cached_property
     def fingerprint(self) -> str:

@@ -150,6 +150,57 @@ class DecisionSummary(StateModel):
     gates: list[str] = []
 
 
+class Turn(StateModel):
+    """One turn of a conversation: the patient's words, or the engine's reply (its action and words)."""
+
+    at: datetime
+    by: Literal["patient", "engine"]
+    text: str
+    action_id: str | None = None
+
+
+class ConversationState(StateModel):
+    """The account's conversation: where its state machine stands (`rules.conversation`).
+
+    ``step`` is the machine's state; ``closed`` conversations keep their record until the next message
+    opens a new one. Negotiation: ``rounds`` offers made, the last at ``last_offer``; an agreement is
+    held for review as a settlement (``agreed``). Screening: what the patient told us so far.
+    """
+
+    conversation_id: str
+    channel: Literal["portal", "sms"]
+    language: str = "en"
+    step: str
+    started_at: datetime
+    last_at: datetime
+    turns: list[Turn] = []
+    closed_reason: str | None = None
+    household_size: int | None = None
+    annual_income: Money | None = None
+    rounds: int = 0
+    last_offer: Money | None = None
+    agreed: Money | None = None
+    plan_terms: list[int] = []
+    """The plan terms (months) offered in this conversation, in the order the patient saw them."""
+
+    @property
+    def is_open(self) -> bool:
+        return self.step != "closed"
+
+
+class SettlementAgreement(StateModel):
+    """A settlement the patient agreed to in a conversation, waiting for approval and then payment.
+
+    When it is approved (its ``settlement_offer`` slot released) and payments since ``agreed_at`` reach
+    ``amount``, the rest of ``balance`` is written off on the platform (a ``post_adjustment``)."""
+
+    action_id: str
+    amount: Money
+    balance: Money
+    agreed_at: datetime
+    adjusted: bool = False
+
+
 class AccountState(StateModel):
     # A state written by an older or newer engine still loads: fields it does not know are dropped
     # rather than dead-lettering every event of the account.
@@ -191,6 +242,8 @@ class AccountState(StateModel):
     blocked_numbers: list[str] = []
     """Numbers the patient asked not to be called on ("stop calling my work phone")."""
     last_scan_day: date | None = None
+    conversation: ConversationState | None = None
+    settlement_agreement: SettlementAgreement | None = None
     audit_head: str = GENESIS_HASH
     audit_seq: int = 0
     last_event_at: datetime | None = None
@@ -205,6 +258,14 @@ class AccountState(StateModel):
 
     def has_seen(self, dedup_key: str) -> bool:
         return dedup_key in self.seen_events
+
+    def settlement_pending(self, now: datetime) -> bool:
+        """Whether a settlement agreed in a conversation is still waiting for review or payment."""
+        agreement = self.settlement_agreement
+        if agreement is None or agreement.adjusted:
+            return False
+        record = self.slots.get("settlement_offer")
+        return record is not None and record.action_id == agreement.action_id and record.is_open(now)
 
 
 def bounded(items: list[T], limit: int) -> list[T]:

@@ -169,6 +169,8 @@ def _assistance(spec: RuleSpec, trigger: Cause, ctx: Context) -> Candidate | Non
 
 
 def _settlement(spec: RuleSpec, trigger: Cause, ctx: Context) -> Candidate | None:
+    if ctx.state.settlement_pending(ctx.now):
+        return None  # a settlement agreed in a conversation stands: a standard offer would supersede it
     offer = settlement_offer(ctx.state.balance, ctx.now, ctx.policy)
     return Candidate(kind="settlement_offer", purpose="settlement", settlement=offer, **_base(spec, ctx))
 

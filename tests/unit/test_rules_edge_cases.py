@@ -117,7 +117,9 @@ def test_8_opt_out_wording() -> None:
             assert acct.state.sms_revoked_at is not None, text
         else:
             assert acct.state.sms_revoked_at is None, text
-            assert [a.tags for a in step.actions] == [["opt_out_review"]], text
+            # A person reads it; the conversation's activity-log note is a write-back, not a task.
+            tasks = [a.tags for a in step.actions if a.kind != "platform_update"]
+            assert tasks == [["opt_out_review"]], text
     email = opened()
     email.send(communication("2026-03-16T15:00:00Z", "email", "replied", "inbound", text="STOP"))
     assert email.state.email_revoked_at is not None and email.state.sms_revoked_at is None
