@@ -17,7 +17,9 @@ app = typer.Typer(
 schema_app = typer.Typer(no_args_is_help=True, help="The contract's JSON Schemas.")
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail.")
 llm_app = typer.Typer(no_args_is_help=True, help="The self-hosted language model (vLLM, GPU hosts).")
+connector_app = typer.Typer(no_args_is_help=True, help="Platform connectors for the engine's write-backs.")
 app.add_typer(schema_app, name="schema")
+app.add_typer(connector_app, name="connector")
 app.add_typer(audit_app, name="audit")
 app.add_typer(llm_app, name="llm")
 
@@ -204,6 +206,48 @@ def llm_serve(
 
     command = build_vllm_command(model, port, max_model_len, host=host, structured_output_backend=backend)
     raise typer.Exit(run_vllm(command))
+
+
+@connector_app.command("drchrono")
+def connector_drchrono(
+    base_url: Annotated[str, typer.Option(help="DrChrono API root")] = "https://app.drchrono.com",
+    doctor: Annotated[
+        int | None, typer.Option(help="doctor id for accounts whose practice_id names none")
+    ] = None,
+    ledger: Annotated[Path, typer.Option(help="SQLite file of applied action ids")] = Path(
+        "billwise-drchrono-ledger.sqlite"
+    ),
+    all_accounts: Annotated[
+        bool, typer.Option(help="apply every write-back, not only accounts mapped from DrChrono")
+    ] = False,
+) -> None:
+    """Apply platform_update actions from the actions topic to DrChrono (token in DRCHRONO_ACCESS_TOKEN)."""
+    import asyncio
+    import contextlib
+    import os
+
+    from streams.connectors.drchrono import DrChronoConnector, Ledger, run
+    from streams.settings import StreamSettings
+
+    token = os.environ.get("DRCHRONO_ACCESS_TOKEN", "")
+    if not token:
+        typer.echo("DRCHRONO_ACCESS_TOKEN is not set", err=True)
+        raise typer.Exit(2)
+    settings = StreamSettings()
+    connector = DrChronoConnector(base_url, token, default_doctor=doctor, ledger=Ledger(ledger))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            counts = asyncio.run(
+                run(
+                    settings.kafka_bootstrap_servers,
+                    settings.topic_prefix,
+                    connector,
+                    platform="" if all_accounts else "drchrono",
+                )
+            )
+            typer.echo(json.dumps(counts))
+    finally:
+        connector.close()
 
 
 @schema_app.command("export")

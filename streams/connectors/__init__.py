@@ -1,0 +1,1 @@
+"""Platform connectors: consumers of the engine's ``platform_update`` write-backs (`drchrono`)."""
