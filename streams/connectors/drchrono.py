@@ -279,6 +279,7 @@ async def run(
     group_id: str = "billwise-connector-drchrono",
     stop: Callable[[], bool] = lambda: False,
     platform: str = "drchrono",
+    counts: dict[str, int] | None = None,
 ) -> dict[str, int]:
     """Consume ``{prefix}.actions`` and apply every ``platform_update`` of ``platform``'s accounts until
     ``stop()``; report each on ``{prefix}.outcomes``. Offsets are committed after the batch is applied,
@@ -286,6 +287,7 @@ async def run(
 
     Accounts of other platforms (``account_id`` not ``<platform>:...``) are left to their connectors;
     an empty ``platform`` applies every write-back (a single-platform deployment, and the tests).
+    ``counts`` (by `Applied.status`, plus ``invalid``) is updated as it goes, for a caller to watch.
     """
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
@@ -293,7 +295,7 @@ async def run(
     from streams.kafka_security import kafka_client_kwargs
     from streams.sender import outcome_record
 
-    counts: dict[str, int] = {}
+    counts = {} if counts is None else counts
     consumer = AIOKafkaConsumer(
         f"{prefix}.actions",
         bootstrap_servers=bootstrap,
