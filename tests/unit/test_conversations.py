@@ -16,7 +16,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
+from inference.client import ChatResult
+from inference.drafting import Drafter
 from inference.formatting import money
+from inference.prompts import CONTEXT_MARKER, INSTRUCTION_MARKER
 from rules.assistance import screen
 from rules.context import Context
 from rules.conversation import offers, read_intent, read_number, transition
@@ -320,3 +323,83 @@ def test_billwise_decide_replays_a_transcript_file() -> None:
     kinds = [(line["topic"], line["value"].get("kind")) for line in printed]
     assert ("billing.review", "settlement_offer") in kinds
     assert kinds.count(("billing.actions", "conversation_reply")) == len(_messages(_events(path.name)))
+
+
+# -- drafting, gates and time ----------------------------------------------------------------------------
+
+
+class _Model:
+    """A stand-in model: answers with the balance the prompt gives it, or with ``body`` when set."""
+
+    def __init__(self, body: str | None = None) -> None:
+        self.body = body
+        self.prompts: list[str] = []
+
+    async def chat_json(self, messages: list[dict[str, str]], response_format: Any, **kw: Any) -> ChatResult:
+        user = messages[-1]["content"]
+        self.prompts.append(user)
+        context = json.loads(user.split(CONTEXT_MARKER, 1)[1].split(INSTRUCTION_MARKER, 1)[0])
+        body = self.body or f"Your balance is {context.get('balance')}."
+        draft = {"subject": "Your balance", "body": body, "sms_body": body, "tone_tags": ["friendly"]}
+        return ChatResult(json.dumps(draft), "stub-model", "stop")
+
+    async def aclose(self) -> None:
+        return None
+
+
+def _replies_drafted_by(model: _Model) -> list[Action]:
+    lines = (SCRIPTS / "qa.en.jsonl").read_bytes().splitlines()[:5]  # the set-up and the balance question
+    outputs = decide_lines(lines, POLICY, drafter=Drafter(model))  # type: ignore[arg-type]
+    return [o.value for o in outputs if isinstance(o.value, Action) and o.value.kind == "conversation_reply"]
+
+
+def test_the_model_drafts_replies_from_facts_only_with_the_template_as_fallback() -> None:
+    events = _events("qa.en.jsonl")
+    model = _Model()
+    [reply] = _replies_drafted_by(model)
+    assert reply.message.source == "llm" and money(_balance(events)) in reply.message.body  # type: ignore[union-attr]
+    question = events[4]["data"]["text"]
+    assert model.prompts and all(question not in prompt and "Sam" not in prompt for prompt in model.prompts)
+
+    [fallback] = _replies_drafted_by(_Model("Pay $9,999.00 now or we will take legal action."))
+    assert fallback.message.source == "template"  # type: ignore[union-attr]
+    assert money(_balance(events)) in fallback.message.body  # type: ignore[union-attr]
+
+
+def test_a_late_message_is_answered_in_the_morning_and_flags_stop_replies() -> None:
+    events = _events("qa.en.jsonl")
+    late = {**events[4], "id": "late", "time": "2026-03-17T06:30:00Z"}  # 23:30 in Los Angeles
+    late["data"] = {**late["data"], "at": late["time"], "communication_id": "MSG-late"}
+    acct = Account()
+    for raw in events[:4]:
+        acct.send(parse_event(raw))
+    reply = _reply(acct.send(parse_event(late)).actions)
+    assert reply.not_before == datetime.fromisoformat("2026-03-17T15:00:00+00:00")  # 08:00 local
+
+    ceased = Account()
+    for raw in events[:4]:
+        ceased.send(parse_event(raw))
+    flags = {
+        **events[0],
+        "id": "cease",
+        "data": {**events[0]["data"], "flags": {"cease_communication": True}},
+    }
+    ceased.send(parse_event(flags))
+    step = ceased.send(parse_event(events[4]))
+    assert not any(a.kind == "conversation_reply" for a in step.actions)
+    assert step.suppressed()["conversation_reply"] == "G-CEASE"
+
+
+def test_a_conversation_idle_past_the_policy_limit_starts_afresh() -> None:
+    events = _events("negotiation.en.jsonl")
+    acct = Account()
+    for raw in events[:5]:  # the set-up and the first proposal: one offer made
+        acct.send(parse_event(raw))
+    first = acct.state.conversation
+    assert first.rounds == 1
+    later = f"2026-03-{16 + POLICY.conversations.idle_close_hours // 24 + 1}T18:00:00Z"
+    again = {**events[5], "id": "later", "time": later}
+    again["data"] = {**again["data"], "at": later, "communication_id": "MSG-later"}
+    acct.send(parse_event(again))
+    assert acct.state.conversation.conversation_id == "MSG-later"
+    assert acct.state.conversation.step == "qa"  # "I could do 700" out of context: not a negotiation
