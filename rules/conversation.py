@@ -18,7 +18,9 @@ compiled ``conversation`` ruleset (durable-rules, like the gates), and the first
   ``create_payment_plan`` write-back). Anything else becomes a ``staff_task`` carrying the transcript;
 * *assistance screening* asks household size, then yearly income, computes FPL % and the discount with
   the policy's tiers (`rules.assistance.screen`, state floors included) and hands the pre-filled
-  application to staff as an ``assistance_invite``, which is always reviewed;
+  application to staff as an ``assistance_invite``, which is always reviewed. What the patient says
+  stays in the conversation and the application: the account's assistance facts change only when the
+  platform reports them (``billing.assistance.updated``);
 * *negotiation*, only when the account meets the policy's settlement thresholds (the ``UC-SETTLEMENT``
   rule; otherwise the patient is offered the plan options): the engine makes at most
   ``negotiation.max_rounds`` offers, from ``opening_pct`` of the balance down in even steps to the
@@ -36,7 +38,11 @@ ends the negotiation; while one is open, settlement talk is refused.
 
 **Replies** are ``conversation_reply`` candidates on the channel the patient used and go through every
 gate like any action (quiet hours, opt-out, cease, attorney, dispute review, consent, frequency ...):
-a reply the gates stop is audited, not sent. Words come from the model with the approved template as
+a reply the gates stop is audited, not sent. Replies share one slot, so a new message supersedes a
+reply still waiting (for the morning, or for review) with the answer to the latest one. SMS replies
+count towards the SMS frequency cap like any text (a long SMS conversation is delayed by it; the
+portal has no cap). Conversation replies are exempt from the automated-lane review rule in the default
+policy (the patient asked; every other review rule still holds them). Words come from the model with the approved template as
 fallback; the model sees the reply's facts only (`inference.facts.DraftFacts`), never the patient's
 message, so nothing the patient wrote reaches a prompt.
 
@@ -164,7 +170,10 @@ _NUMBER_WORDS = {
     "ten": 10, "uno": 1, "una": 1, "dos": 2, "tres": 3, "cuatro": 4, "cinco": 5, "seis": 6, "siete": 7,
     "ocho": 8, "nueve": 9, "diez": 10,
 }  # fmt: skip
-_AMOUNT_RE = re.compile(r"(?<![\w.])\$?\s?(\d{1,3}(?:,\d{3})+|\d+)(?:\.(\d{1,2}))?\s?(k\b)?", re.IGNORECASE)
+_AMOUNT_RE = re.compile(
+    r"(?<![\w.,])\$?\s?(\d{1,3}(?:,\d{3}){0,3}|\d{1,12})(?!\d|,\d)(?:\.(\d{1,2}))?\s?(k\b)?", re.IGNORECASE
+)
+"""A number of at most twelve digits (longer runs of digits are not amounts: account or phone numbers)."""
 _WORDS_RE = re.compile(r"[^\w]+", re.UNICODE)
 
 
