@@ -42,9 +42,9 @@ a reply the gates stop is audited, not sent. Replies share one slot, so a new me
 reply still waiting (for the morning, or for review) with the answer to the latest one. SMS replies
 count towards the SMS frequency cap like any text (a long SMS conversation is delayed by it; the
 portal has no cap). Conversation replies are exempt from the automated-lane review rule in the default
-policy (the patient asked; every other review rule still holds them). Words come from the model with the approved template as
-fallback; the model sees the reply's facts only (`inference.facts.DraftFacts`), never the patient's
-message, so nothing the patient wrote reaches a prompt.
+policy (the patient asked; every other review rule still holds them). Words come from the model with
+the approved template as fallback; the model sees the reply's facts only (`inference.facts.DraftFacts`),
+never the patient's message, so nothing the patient wrote reaches a prompt.
 
 **Write-backs** (`platform_update`, CONTRACT.md) go to ``billing.actions`` for the platform connector,
 without gates (they record facts in the practice's own system, they contact nobody): an ``add_note`` for
