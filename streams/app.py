@@ -15,7 +15,7 @@ import asyncio
 import logging
 import weakref
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,12 +25,15 @@ from faust.streams import Stream, _current_event
 from faust.types import EventT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel
 
 from inference.drafting import Drafter
 from models.suite import ModelSuite
+from rules.decide import scan_day, scan_due
 from rules.outputs import Output
 from rules.policy import Policy, load_policy
 from rules.state import AccountState
+from streams.commands import SCAN_TOPIC, ScanRequest
 from streams.ingest import INPUT_TOPICS, InputRecord, Processor
 from streams.kafka_security import faust_security_settings
 from streams.lag import install_lag_metrics
@@ -43,6 +46,8 @@ BATCH_SIZE = 500
 BATCH_WITHIN_S = 0.05
 """A batch closes at 500 records or after 50 ms: drafts of a batch are made concurrently."""
 CHECKPOINT_INTERVAL_S = 60.0
+SCAN_PASS_YIELD_EVERY = 200
+"""The scan timer lets the event loop run (heartbeats, the agent) after this many accounts."""
 DELIVERY_RETRY_FIRST_S = 0.5
 DELIVERY_RETRY_MAX_S = 10.0
 
@@ -94,6 +99,8 @@ class Engine:
         self.policy = policy or load_policy(self.settings.policy)
         self.app = faust.App(self.settings.app_id, **faust_settings(self.settings))
         self.events_topic = self._topic("events")
+        self.scans_topic = self._topic(SCAN_TOPIC)
+        self._scans_requested_for: date | None = None
         self.outputs = {name: self._topic(name) for name in OUTPUT_TOPICS}
         self.accounts = self.app.Table(
             "accounts",
@@ -115,6 +122,9 @@ class Engine:
         )
         self.app.agent(inputs, name="ingest", concurrency=1)(self._ingest)
         self.app.timer(CHECKPOINT_INTERVAL_S, on_leader=False)(self._checkpoint)
+        if self.settings.scan_clock != "off":
+            self.app.timer(self.settings.scan_interval_s, on_leader=False)(self._request_scans)
+            self.app.on_rebalance_complete.connect(self._on_rebalance_complete)
         install_lag_metrics(self.app, {"accounts": self.accounts})
         self.app.page("/health")(self._health_view())
         self.app.page("/metrics")(_MetricsView)
@@ -174,6 +184,46 @@ class Engine:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, DELIVERY_RETRY_MAX_S)
 
+    def _scan_clock(self) -> datetime | None:
+        if self.settings.scan_clock == "wall":
+            return datetime.now(UTC)
+        return self.processor.clock
+
+    async def _request_scans(self) -> None:
+        """The daily scan of idle accounts: once the scan day changes, a `ScanRequest` to every account
+        of this worker's partitions that has not been scanned that day.
+
+        Accounts with events are scanned before their next event anyway; this reaches the ones without
+        (a statement nobody answered still needs its reminder). Requests go through the ingest agent, so
+        scans and events of one account stay decided by one writer, in order.
+
+        The first pass after a start or a rebalance cannot know whether the day changed since the last
+        one: it catches up only accounts scanned before, and leaves accounts never scanned (new today, as
+        far as it can tell) to the next change of day, as `billwise decide` does.
+        """
+        now = self._scan_clock()
+        if now is None or scan_day(now, self.policy) == self._scans_requested_for:
+            return
+        first_pass = self._scans_requested_for is None
+        requested = 0
+        for index, key in enumerate(list(self.accounts.keys())):
+            if index % SCAN_PASS_YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            blob = self.accounts.get(key)
+            if not blob:
+                continue
+            last_scan_day = _ScanDay.model_validate_json(blob).last_scan_day
+            if (last_scan_day is not None or not first_pass) and scan_due(last_scan_day, now, self.policy):
+                request = ScanRequest(account_id=key.decode(), at=now)
+                await self.scans_topic.send(key=key, value=request.model_dump_json().encode())
+                requested += 1
+        self._scans_requested_for = scan_day(now, self.policy)
+        log.info("daily scan: requested for %d accounts", requested)
+
+    async def _on_rebalance_complete(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
+        # Partitions may have moved here: their accounts get a scan pass at the next tick.
+        self._scans_requested_for = None
+
     async def _checkpoint(self) -> None:
         """Save the learned models, so a restarted worker resumes where it was."""
         blob = self.models.checkpoint()
@@ -225,6 +275,12 @@ class TableStates:
             self.table[key] = state.model_dump_json().encode()
         finally:
             _current_event.reset(token)
+
+
+class _ScanDay(BaseModel):
+    """The one field of a stored account state the scan timer reads (parsing the rest would cost)."""
+
+    last_scan_day: date | None = None
 
 
 def _read(path: Path) -> bytes | None:

@@ -78,6 +78,9 @@ class _Run:
             "BILLWISE_PARTITIONS": str(self.settings.partitions),
             "BILLWISE_APP_ID": app_id,
             "BILLWISE_DATA_DIR": str(self.scratch / app_id),
+            # Events per second of canonical events: the simulated days pass in seconds here, and a
+            # daily scan of every account per simulated day is not the once-a-day pass of production.
+            "BILLWISE_SCAN_CLOCK": "off",
         }
 
 

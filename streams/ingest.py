@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from pydantic import ValidationError
@@ -39,12 +39,15 @@ from schemas.deadletter import DeadLetter, DeadLetterError, raw_text
 from schemas.events import CanonicalEvent, InvalidEvent, PaymentPostedEvent, parse_event
 from schemas.inputs import ActionOutcome, ReviewDecision
 from streams import metrics
-from streams.commands import ACCESS_TOPIC, AuditRequest
+from streams.commands import ACCESS_TOPIC, SCAN_TOPIC, AuditRequest, ScanRequest
 
 log = logging.getLogger(__name__)
 
-INPUT_TOPICS = ("events", "review.decisions", ACCESS_TOPIC, "outcomes")
+INPUT_TOPICS = ("events", "review.decisions", ACCESS_TOPIC, SCAN_TOPIC, "outcomes")
 """The topics (after the prefix) the ingest agent reads; all keyed by account id."""
+CLOCK_LEAD_LIMIT = timedelta(days=1)
+"""An event stamped later than this after it arrived does not move the events' clock (`Processor.clock`):
+one record with a wrong year must not run every account's scans years ahead."""
 
 # Errors a decision may raise on an input nobody foresaw; anything else is a bug that should surface.
 _DECISION_ERRORS = (ValidationError, ValueError, TypeError, ArithmeticError, LookupError)
@@ -133,12 +136,22 @@ class Processor:
         self.prefix = prefix
         self.drafter = drafter or Drafter(None)
         self.models = models
+        self._clock: datetime | None = None
         self._handlers: dict[str, Callable[[InputRecord, str | None, _Pass], None]] = {
             f"{prefix}.events": self._event,
             f"{prefix}.review.decisions": self._review,
             f"{prefix}.{ACCESS_TOPIC}": self._access,
+            f"{prefix}.{SCAN_TOPIC}": self._scan,
             f"{prefix}.outcomes": self._outcome,
         }
+
+    @property
+    def clock(self) -> datetime | None:
+        """The events' clock, for a daily-scan timer that follows event time instead of the wall clock:
+        the latest event time decided, on any partition (one that stops receiving events must not hold
+        the others' scans back). A partition lagging behind the others can then see an account scanned
+        before its own earlier events, as any late event is under the wall clock."""
+        return self._clock
 
     async def process(self, records: Sequence[InputRecord], store: StateReader) -> Processed:
         """Decide ``records`` in order against the states in ``store``; never raises."""
@@ -194,7 +207,11 @@ class Processor:
         run.wanted.extend(decision.draft_requests)
         if decision.duplicate:
             if run.final:
-                metrics.DUPLICATES.inc()
+                (
+                    metrics.DAILY_SCANS.labels(result="already_done")
+                    if label == "scan"
+                    else metrics.DUPLICATES
+                ).inc()
             # A redelivery follows a crash, and the local store may hold a state whose changelog record
             # never left the producer: writing the same state again puts it on the changelog.
             if decision.state is not None:
@@ -217,16 +234,10 @@ class Processor:
         key = _keyed(key, event.account_id, "data.account_id")
         started = time.perf_counter()
         state = run.states.get(key)
-        if (
-            state is not None
-            and not state.has_seen(event.dedup_key)
-            and scan_due(state.last_scan_day, event.time, self.policy)
-        ):
-            for moment in due_scans(state.last_scan_day, event.time, self.policy):
-                scores, _ = self._score(state, moment, run)
-                scan = daily_scan(state, self.policy, moment, scores=scores, drafts=run.drafts)
-                self._apply(run, key, scan, "scan")
-                state = scan.state
+        if state is not None and not state.has_seen(event.dedup_key):
+            state = self._catch_up(key, state, event.time, run)
+        if run.final and event.time <= record.received_at + CLOCK_LEAD_LIMIT:
+            self._clock = event.time if self._clock is None else max(self._clock, event.time)
         scores, x = self._score(
             apply_event(state, event.data) if state is not None else None, event.time, run
         )
@@ -237,6 +248,28 @@ class Processor:
         if run.final:
             self._learned(key, decision, x, scores, event)
             metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
+
+    def _catch_up(self, key: str, state: AccountState, now: datetime, run: _Pass) -> AccountState:
+        """The account's daily scans missed up to ``now``, in order; its state after them."""
+        if not scan_due(state.last_scan_day, now, self.policy):
+            return state
+        for moment in due_scans(state.last_scan_day, now, self.policy):
+            scores, _ = self._score(state, moment, run)
+            scan = daily_scan(state, self.policy, moment, scores=scores, drafts=run.drafts)
+            self._apply(run, key, scan, "scan")
+            state = scan.state
+        return state
+
+    def _scan(self, record: InputRecord, key: str | None, run: _Pass) -> None:
+        try:
+            request = ScanRequest.model_validate_json(record.value)
+        except ValidationError as exc:
+            raise _rejected(exc) from None
+        key = _keyed(key, request.account_id, "account_id")
+        state = run.states.get(key)
+        if state is None:
+            raise Rejected("unknown_account", f"no account {request.account_id!r} on this key", "account_id")
+        self._catch_up(key, state, request.at, run)
 
     def _score(
         self, state: AccountState | None, now: datetime, run: _Pass
@@ -313,7 +346,10 @@ def _rejected(exc: ValidationError) -> Rejected:
 
 
 def _count(decision: Decision, label: str) -> None:
-    metrics.EVENTS_IN.labels(type=label).inc()
+    if label == "scan":
+        metrics.DAILY_SCANS.labels(result="run").inc()
+    else:
+        metrics.EVENTS_IN.labels(type=label).inc()
     for output in decision.outputs:
         if isinstance(output.value, Action):
             metrics.DECISIONS.labels(

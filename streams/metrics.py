@@ -8,6 +8,11 @@ from __future__ import annotations
 from prometheus_client import Counter, Histogram
 
 EVENTS_IN = Counter("billwise_events_total", "Canonical events accepted, by event type", ["type"])
+DAILY_SCANS = Counter(
+    "billwise_daily_scans_total",
+    "Daily scans of an account (catch-up before an event, or the timer's): run, or already done",
+    ["result"],
+)
 DUPLICATES = Counter("billwise_duplicate_events_total", "Redelivered events applied once and skipped")
 DEAD_LETTERS = Counter(
     "billwise_dead_letters_total", "Inputs sent to the dead-letter topic, by reason", ["reason"]

@@ -6,6 +6,7 @@ Only what the shell needs lives here; drafting reads its own ``VLLM_*`` settings
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -30,6 +31,14 @@ class StreamSettings(BaseSettings):
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     users_file: Path | None = None
+    scan_clock: Literal["wall", "events", "off"] = Field(
+        default="wall",
+        description="the daily-scan timer's clock: the wall clock (production), the latest event time "
+        "decided (replays, the demo, tests of a simulated past), or no timer",
+    )
+    scan_interval_s: float = Field(
+        default=60.0, gt=0, description="how often the timer looks whether the scan day has changed"
+    )
     model_learning: bool = Field(
         default=True, description="learn online from delayed labels (off: the checkpoint or the priors only)"
     )

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from streams.commands import ACCESS_TOPIC
+from streams.commands import ACCESS_TOPIC, SCAN_TOPIC
 from streams.kafka_security import kafka_client_kwargs
 from streams.platform_ingress import PLATFORM_TOPICS
 from streams.settings import StreamSettings
 
 CONTRACT_TOPICS = ("events", "outcomes", "review.decisions", "actions", "review", "audit", "dlq")
-INTERNAL_TOPICS = (ACCESS_TOPIC,)
+INTERNAL_TOPICS = (ACCESS_TOPIC, SCAN_TOPIC)
 ENGINE_TOPICS = (*CONTRACT_TOPICS, *PLATFORM_TOPICS, *INTERNAL_TOPICS)
 """Every topic a worker reads or writes, after the prefix."""
 

@@ -27,6 +27,10 @@ from streams.brokers import BrokerEngine, free_port, start_broker
 
 _BROKER_CHOICES = ("tansu", "apache", "testcontainers")
 
+# Workers started by the tests follow the events' clock for their daily scans: test events are dated in
+# a simulated past (or now), and a wall-clock scan would decide them all again at today's date.
+os.environ.setdefault("BILLWISE_SCAN_CLOCK", "events")
+
 
 @dataclass(frozen=True)
 class BrokerInUse:

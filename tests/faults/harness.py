@@ -76,6 +76,9 @@ class CrashableWorker:
             # Online learning depends on the order labels arrive across partitions, which the offline
             # expectation cannot reproduce; with it off, stream and offline must decide identically.
             "BILLWISE_MODEL_LEARNING": "false",
+            # The offline expectation scans an account before its own events only (`idle_scans` off):
+            # a timer's scans would depend on when the kills fell.
+            "BILLWISE_SCAN_CLOCK": "off",
             **self.extra_env,
         }
 

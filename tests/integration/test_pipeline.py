@@ -12,10 +12,12 @@ from pathlib import Path
 import pytest
 
 from rules.policy import load_policy
+from rules.usecases import SCAN_EVENT_TYPE
 from schemas.audit import verify_chain
 from streams.kafka_io import Record, produce_events, read_topics
 from streams.offline import decide_lines
 from tests.integration.conftest import RunningEngine
+from tests.samples import later_payment
 
 pytestmark = [pytest.mark.broker]
 
@@ -53,12 +55,16 @@ def test_events_become_actions_and_audit_records_and_bad_input_is_dead_lettered(
     late_statement = json.loads(json.dumps(statement))
     late_statement["id"] = "after-the-poison"
     late_statement["data"]["statement_id"] = "STM-late"
-    stream: list[bytes | dict] = [*events, statement, *_malformed(statement), late_statement]
+    # Weeks later one account pays: the others have no event that day, only the daily-scan timer.
+    weeks_later = later_payment(days=40)
+    stream: list[bytes | dict] = [*events, statement, *_malformed(statement), late_statement, weeks_later]
     asyncio.run(produce_events(engine.settings.kafka_bootstrap_servers, engine.topic("events"), stream))
 
     # What the offline core makes of the same sequence is what the stream must write.
     lines = [e if isinstance(e, bytes) else json.dumps(e).encode() for e in stream]
-    offline = [o.as_line(engine.settings.topic_prefix) for o in decide_lines(lines, load_policy())]
+    offline = [
+        o.as_line(engine.settings.topic_prefix) for o in decide_lines(lines, load_policy(), learning=False)
+    ]
     records = _outputs(engine, expected=len(offline))
 
     def actions(items: list[tuple[str, dict]]) -> dict[str, dict]:
@@ -71,6 +77,16 @@ def test_events_become_actions_and_audit_records_and_bad_input_is_dead_lettered(
     assert len(actions(streamed)) == sum(
         1 for topic, _ in streamed if topic.endswith((".actions", ".review"))
     )
+
+    # The timer scanned accounts that had no event of their own in those weeks.
+    last_sample_day = max(event["time"][:10] for event in events)
+    scanned = {
+        value["account_id"]
+        for value in actions(streamed).values()
+        if value["trigger"]["type"] == SCAN_EVENT_TYPE
+        and value["trigger"]["event_id"] > f"scan-{last_sample_day}"
+    }
+    assert scanned and weeks_later["data"]["account_id"] not in scanned
 
     # The redelivered statement yields no second action; the one after the poison pill is decided.
     triggers = [value["trigger"]["event_id"] for value in actions(streamed).values()]

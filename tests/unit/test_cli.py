@@ -7,9 +7,13 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from rules.outputs import Output
 from rules.policy import load_policy
+from rules.usecases import SCAN_EVENT_TYPE
+from schemas.actions import Action
 from streams.cli import app
 from streams.offline import decide_lines
+from tests.samples import later_payment
 
 SAMPLE = Path("streams/sample_events.jsonl")
 runner = CliRunner()
@@ -64,3 +68,24 @@ def test_replay_shows_what_another_policy_would_have_decided(tmp_path: Path) -> 
     routes = {change["action_id"]: change for change in diff["changed"]}
     assert routes, "a lower review threshold holds more actions"
     assert all("review_reasons" in change["fields"] for change in routes.values())
+
+
+def _scanned_accounts(outputs: list[Output]) -> set[str]:
+    return {
+        o.value.account_id
+        for o in outputs
+        if isinstance(o.value, Action) and o.value.trigger.type == SCAN_EVENT_TYPE
+    }
+
+
+def test_a_day_boundary_scans_accounts_that_had_no_event_of_their_own() -> None:
+    """Statements go out; weeks later only one account has an event. The others are still scanned (the
+    worker's daily-scan timer), so an unanswered statement gets its follow-up."""
+    lines = [*SAMPLE.read_bytes().splitlines(), json.dumps(later_payment(days=40)).encode()]
+    with_timer = decide_lines(lines, load_policy())
+    event_driven_only = decide_lines(lines, load_policy(), idle_scans=False)
+    idle = _scanned_accounts(with_timer) - _scanned_accounts(event_driven_only)
+    assert idle and "ACC-1002" not in idle
+    # Everything the event-driven run decided is still decided: the timer only adds.
+    ids = {o.value.action_id for o in with_timer if isinstance(o.value, Action)}
+    assert {o.value.action_id for o in event_driven_only if isinstance(o.value, Action)} <= ids

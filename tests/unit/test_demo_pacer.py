@@ -13,10 +13,8 @@ from streams.demo import _Pacer, _processed
 
 def samples(events: int, scans: int = 0, duplicates: int = 0, dead: int = 0, outcomes: int = 0) -> dict:
     return {
-        "billwise_events_total": {
-            '{type="billing.payment.posted"}': float(events),
-            '{type="scan"}': float(scans),
-        },
+        "billwise_events_total": {'{type="billing.payment.posted"}': float(events)},
+        "billwise_daily_scans_total": {'{result="run"}': float(scans)},
         "billwise_duplicate_events_total": {"": float(duplicates)},
         "billwise_dead_letters_total": {'{reason="invalid_json"}': float(dead)},
         "billwise_action_outcomes_total": {'{status="sent"}': float(outcomes)},

@@ -79,11 +79,13 @@ def test_key_must_be_present_and_be_the_account_id() -> None:
 
 
 def test_records_of_every_input_topic_are_validated() -> None:
-    for topic in ("billing.review.decisions", "billing.access", "billing.outcomes"):
+    for topic in ("billing.review.decisions", "billing.access", "billing.scans", "billing.outcomes"):
         letter = _dead_letter(b'{"action_id": 3}', b"ACC-1", topic)
         assert letter.error.type == "validation_error", topic
         assert letter.error.path
     assert _dead_letter(b"{}", b"ACC-1", "billing.elsewhere").error.type == "unknown_topic"
+    scan_of_nobody = b'{"account_id": "ACC-1", "at": "2026-03-02T05:00:00Z"}'
+    assert _dead_letter(scan_of_nobody, b"ACC-1", "billing.scans").error.type == "unknown_account"
 
 
 def test_a_batch_decides_like_one_record_at_a_time_and_redelivery_changes_nothing() -> None:
