@@ -199,7 +199,8 @@ class Engine:
 
         The first pass after a start or a rebalance cannot know whether the day changed since the last
         one: it catches up only accounts scanned before, and leaves accounts never scanned (new today, as
-        far as it can tell) to the next change of day, as `billwise decide` does.
+        far as it can tell) to the next change of day, as `billwise decide` does. It also indexes every
+        account by person (`streams.persons`), so frequency windows count a person's idle accounts too.
         """
         now = self._scan_clock()
         if now is None or scan_day(now, self.policy) == self._scans_requested_for:
@@ -212,7 +213,10 @@ class Engine:
             blob = self.accounts.get(key)
             if not blob:
                 continue
-            last_scan_day = _ScanDay.model_validate_json(blob).last_scan_day
+            account = _StoredAccount.model_validate_json(blob)
+            if first_pass:
+                self.processor.persons.add(account.practice_id, account.patient_id, key.decode())
+            last_scan_day = account.last_scan_day
             if (last_scan_day is not None or not first_pass) and scan_due(last_scan_day, now, self.policy):
                 request = ScanRequest(account_id=key.decode(), at=now)
                 await self.scans_topic.send(key=key, value=request.model_dump_json().encode())
@@ -277,9 +281,11 @@ class TableStates:
             _current_event.reset(token)
 
 
-class _ScanDay(BaseModel):
-    """The one field of a stored account state the scan timer reads (parsing the rest would cost)."""
+class _StoredAccount(BaseModel):
+    """The fields of a stored account state the scan timer reads (parsing the rest would cost)."""
 
+    practice_id: str
+    patient_id: str
     last_scan_day: date | None = None
 
 

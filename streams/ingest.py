@@ -32,7 +32,7 @@ from rules.facts import apply_event
 from rules.outputs import Decision, Output
 from rules.policy import Policy
 from rules.review import review_decision
-from rules.state import AccountState
+from rules.state import AccountState, ContactFact
 from schemas.actions import PATIENT_FACING_KINDS, Action, Scores
 from schemas.audit import AuditRecord
 from schemas.deadletter import DeadLetter, DeadLetterError, raw_text
@@ -40,6 +40,7 @@ from schemas.events import CanonicalEvent, InvalidEvent, PaymentPostedEvent, par
 from schemas.inputs import ActionOutcome, ReviewDecision
 from streams import metrics
 from streams.commands import ACCESS_TOPIC, SCAN_TOPIC, AuditRequest, ScanRequest
+from streams.persons import PersonIndex
 
 log = logging.getLogger(__name__)
 
@@ -114,6 +115,8 @@ class _Pass:
     """One pass over a batch: the states as they evolve, the outputs and the words wanted."""
 
     states: dict[str, AccountState | None]
+    store: StateReader
+    """Where the states of accounts outside the batch are read (a person's other accounts)."""
     final: bool
     drafts: dict[str, DraftOutcome]
     outputs: list[Output] = field(default_factory=list)
@@ -137,6 +140,7 @@ class Processor:
         self.drafter = drafter or Drafter(None)
         self.models = models
         self._clock: datetime | None = None
+        self.persons = PersonIndex()
         self._handlers: dict[str, Callable[[InputRecord, str | None, _Pass], None]] = {
             f"{prefix}.events": self._event,
             f"{prefix}.review.decisions": self._review,
@@ -161,13 +165,13 @@ class Processor:
                 account_id = record.key.decode("utf-8", "replace")
                 if account_id not in before:
                     before[account_id] = store.get(account_id)
-        run = self._run(records, before, drafts={}, final=not self.drafter.enabled)
+        run = self._run(records, before, store, drafts={}, final=not self.drafter.enabled)
         if not run.final:
             outcomes = await self.drafter.draft_many([facts for _, facts in run.wanted]) if run.wanted else []
             drafts = {
                 action_id: outcome for (action_id, _), outcome in zip(run.wanted, outcomes, strict=True)
             }
-            run = self._run(records, before, drafts=drafts, final=True)
+            run = self._run(records, before, store, drafts=drafts, final=True)
         changed = {account_id: run.states[account_id] for account_id in run.changed}
         return Processed(run.outputs, {k: v for k, v in changed.items() if v is not None})
 
@@ -175,11 +179,12 @@ class Processor:
         self,
         records: Sequence[InputRecord],
         before: dict[str, AccountState | None],
+        store: StateReader,
         *,
         drafts: dict[str, DraftOutcome],
         final: bool,
     ) -> _Pass:
-        run = _Pass(states=dict(before), final=final, drafts=drafts)
+        run = _Pass(states=dict(before), store=store, final=final, drafts=drafts)
         for record in records:
             handler = self._handlers.get(record.topic)
             key = record.key.decode("utf-8", "replace") if record.key is not None else None
@@ -243,19 +248,37 @@ class Processor:
         )
         if run.final and self.models is not None and isinstance(event, PaymentPostedEvent):
             self.models.paid(key, event.data.posted_at)
-        decision = decide(state, event, self.policy, scores=scores, drafts=run.drafts)
+        others = self._person_contacts(event.data.practice_id, event.data.patient_id, key, run)
+        decision = decide(state, event, self.policy, scores=scores, person_contacts=others, drafts=run.drafts)
         self._apply(run, key, decision, event.type)
         if run.final:
             self._learned(key, decision, x, scores, event)
             metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
 
+    def _person_contacts(
+        self, practice_id: str, patient_id: str, account_id: str, run: _Pass
+    ) -> tuple[ContactFact, ...]:
+        """The contacts of the person's other accounts, as this batch has left them so far."""
+        self.persons.add(practice_id, patient_id, account_id)
+        contacts: list[ContactFact] = []
+        for other in self.persons.others(practice_id, patient_id, account_id):
+            if other not in run.states:
+                run.states[other] = run.store.get(other)
+            state = run.states[other]
+            if state is not None:
+                contacts.extend(state.contacts)
+        return tuple(contacts)
+
     def _catch_up(self, key: str, state: AccountState, now: datetime, run: _Pass) -> AccountState:
         """The account's daily scans missed up to ``now``, in order; its state after them."""
         if not scan_due(state.last_scan_day, now, self.policy):
             return state
+        others = self._person_contacts(state.practice_id, state.patient_id, key, run)
         for moment in due_scans(state.last_scan_day, now, self.policy):
             scores, _ = self._score(state, moment, run)
-            scan = daily_scan(state, self.policy, moment, scores=scores, drafts=run.drafts)
+            scan = daily_scan(
+                state, self.policy, moment, scores=scores, person_contacts=others, drafts=run.drafts
+            )
             self._apply(run, key, scan, "scan")
             state = scan.state
         return state
@@ -298,7 +321,9 @@ class Processor:
         state = run.states.get(key)
         if state is None:
             raise Rejected("unknown_account", f"no account {decision.account_id!r} on this key", "account_id")
-        self._apply(run, key, review_decision(state, decision, self.policy, decision.at), "review")
+        others = self._person_contacts(state.practice_id, state.patient_id, key, run)
+        reviewed = review_decision(state, decision, self.policy, decision.at, person_contacts=others)
+        self._apply(run, key, reviewed, "review")
 
     def _access(self, record: InputRecord, key: str | None, run: _Pass) -> None:
         try:

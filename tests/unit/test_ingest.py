@@ -8,18 +8,21 @@ import json
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from inference.client import VllmClient
 from inference.drafting import Drafter
 from inference.stub import StubServer
+from rules.examples import communication, patient, plan
 from rules.outputs import Output
 from rules.policy import load_policy
 from rules.state import AccountState
 from schemas.actions import Action
 from schemas.audit import AuditRecord, verify_chain
 from schemas.deadletter import DeadLetter
+from schemas.events import CanonicalEvent
 from streams import ingest as ingest_module
 from streams.ingest import InputRecord, Processor
 
@@ -216,3 +219,31 @@ def test_a_slow_model_server_costs_one_timeout_per_batch_and_every_action_is_sti
     }
     assert reasons == {"timeout"}
     assert elapsed < 2.0  # the drafts of a batch time out together, not one after another
+
+
+def _as(event: CanonicalEvent, account_id: str, patient_id: str) -> InputRecord:
+    """``event`` (a `rules.examples` one) for another account and patient, as a record keyed by it."""
+    body = json.loads(event.model_dump_json())
+    body["id"] = f"{body['id']}-{account_id}"
+    body["data"].update(account_id=account_id, patient_id=patient_id)
+    return _record(json.dumps(body).encode(), account_id.encode())
+
+
+@pytest.mark.parametrize("same_person", [True, False])
+def test_calls_on_a_persons_other_account_count_towards_the_weekly_limit(same_person: bool) -> None:
+    """Four calls on one account, three on the other: if one person holds both, that is seven in seven
+    days, and the staff call a missed plan raises waits for the next day (POLICY.md: per person)."""
+    other_patient = "PT-1" if same_person else "PT-2"
+    calls = [(d, "ACC-A", "PT-1") for d in (11, 12, 13, 14)]
+    calls += [(d, "ACC-B", other_patient) for d in (15, 16, 17)]
+    history = [_as(patient("2026-03-01T14:00:00Z"), "ACC-A", "PT-1")]
+    history += [_as(patient("2026-03-01T14:00:00Z"), "ACC-B", other_patient)]
+    history += [_as(communication(f"2026-03-{d}T15:00:00Z", "phone", "no_answer"), a, p) for d, a, p in calls]
+    processor, states = Processor(load_policy()), dict[str, AccountState | None]()
+    states.update(asyncio.run(processor.process(history, states)).states)
+    # The missed plan in a batch of its own: the other account's contacts come from the store.
+    missed = _as(plan("2026-03-17T18:00:00Z", missed=2), "ACC-A", "PT-1")
+    outputs = asyncio.run(processor.process([missed], states)).outputs
+    [task] = [o.value for o in outputs if isinstance(o.value, Action) and o.value.kind == "staff_task"]
+    next_morning = datetime(2026, 3, 18, 8, tzinfo=ZoneInfo("America/New_York"))
+    assert (task.not_before == next_morning) is same_person
