@@ -37,6 +37,8 @@ _YEAR, _HALF_YEAR, _QUARTER = timedelta(days=365), timedelta(days=180), timedelt
 _ENGAGED = frozenset({"opened", "clicked", "replied", "conversation", "answered"})
 _PARTIAL_PAY_TIPPING_POINT = 400.0
 """Patientco: above ~$400 many patients switch to paying in part."""
+_PAY_RATE_PRIOR = (0.6, 2.0)
+"""Pseudo-counts (payments, months) that shrink a short history towards a 0.3 monthly pay rate (MGMA)."""
 
 FEATURE_NAMES: tuple[str, ...] = (
     "log_balance",
@@ -48,6 +50,8 @@ FEATURE_NAMES: tuple[str, ...] = (
     "payments_365d",
     "payments_per_billed_month",
     "months_since_payment",
+    "recent_payment",
+    "pay_rate_logit",
     "paid_share_365d",
     "short_pays_365d",
     "plan_active",
@@ -121,6 +125,12 @@ def features(state: AccountState, now: datetime) -> dict[str, float]:
         # Payments per month billed: a running estimate of how often this patient answers a statement.
         "payments_per_billed_month": n_paid / max(months_billed, 1.0),
         "months_since_payment": min(since_paid, 12.0),
+        # The same two facts on the scale a payment decision works on (measured: +0.001-0.003 AUC / oracle
+        # on the simulator): recency decays over about two months, and the rate of payments per
+        # statement month is shrunk towards the average patient while the history is short, then
+        # taken as log-odds.
+        "recent_payment": math.exp(-min(since_paid, 12.0) / 2.0),
+        "pay_rate_logit": _pay_rate_logit(n_paid, months_billed),
         "paid_share_365d": paid / (paid + balance) if paid + balance > 0 else 0.0,
         "short_pays_365d": float(short),
         "plan_active": 1.0 if plan_status == "active" else 0.0,
@@ -135,3 +145,10 @@ def features(state: AccountState, now: datetime) -> dict[str, float]:
         "portal_enrolled": 1.0 if consent is not None and consent.portal else 0.0,
         "self_pay": 1.0 if state.self_pay else 0.0,
     }
+
+
+def _pay_rate_logit(payments: int, months_billed: float) -> float:
+    """Log-odds of the shrunk payments-per-month rate over the last year (at most 0.95)."""
+    prior_payments, prior_months = _PAY_RATE_PRIOR
+    rate = min((payments + prior_payments) / (min(max(months_billed, 1.0), 12.0) + prior_months), 0.95)
+    return math.log(rate / (1.0 - rate))

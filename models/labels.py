@@ -7,6 +7,13 @@ and a sweep turns snapshots whose window has closed into negatives. The model al
 snapshot, never from the account as it is when the label arrives: learning current features against an
 old outcome would leak the outcome into the features (a paid account has a smaller balance).
 
+**Holding positives.** With ``hold=True`` a payment only marks the open snapshots as paid; `expire` hands
+them out, with the unpaid ones, when their window closes. A learner then sees labels in decision order,
+both classes after the same delay. Without it, the labels of any period are that month's payers and the
+previous month's non-payers, and early on payers only: an online learner drifts towards whatever pays
+fast. Measured on the simulator (`models.evaluate`, 20,000 events, 14 seeds) holding raised the
+propensity model's ``auc / oracle_auc`` on every seed (mean +0.007).
+
 The store is a mapping ``account_id -> list of snapshot dicts`` made of JSON types only, so the worker
 can keep it in a Faust table (JSON codec) keyed by account and co-partitioned with the account state.
 Every change is an explicit assignment (``store[key] = new``) or deletion, never an in-place mutation,
@@ -32,6 +39,12 @@ True
 [('ACC-2', False)]
 >>> store
 {}
+>>> on_decision(store, "ACC-3", {"log_balance": 6.0}, t0)
+True
+>>> on_payment(store, "ACC-3", t0 + timedelta(days=3), hold=True)  # marked, not yet handed out
+[]
+>>> [(l.y, l.delay_seconds / 86_400) for l in expire(store, t0 + timedelta(days=30))]  # handed out
+[(True, 3.0)]
 """
 
 from __future__ import annotations
@@ -48,6 +61,7 @@ __all__ = [
     "SnapshotStore",
     "backlog",
     "expire",
+    "held",
     "on_decision",
     "on_payment",
 ]
@@ -62,7 +76,8 @@ MAX_SNAPSHOTS = 8
 unlabelled; with ``MIN_GAP`` of a week and a 30-day window at most five are ever open)."""
 
 Snapshot = dict[str, Any]
-"""``{"at": epoch seconds, "x": features, "p": score or None, "v": model version or None, "meta": {}}``."""
+"""``{"at": epoch seconds, "x": features, "p": score or None, "v": model version or None, "meta": {}}``,
+and ``"paid": epoch seconds`` once a held positive (``on_payment(..., hold=True)``)."""
 SnapshotStore = MutableMapping[str, list[Snapshot]]
 """A plain dict in tests and the offline evaluation, a Faust table in the worker."""
 
@@ -105,6 +120,16 @@ def _label(account_id: str, snap: Snapshot, y: bool, at: datetime) -> Label:
     )
 
 
+def _held_positive(account_id: str, snap: Snapshot) -> Label:
+    """A held positive, labelled when its payment came."""
+    return _label(account_id, snap, True, datetime.fromtimestamp(snap["paid"], UTC))
+
+
+def _settled(account_id: str, snap: Snapshot, now: datetime) -> Label:
+    """A snapshot's label as of ``now``, its window closed: a held positive, else a negative."""
+    return _held_positive(account_id, snap) if snap.get("paid") else _label(account_id, snap, False, now)
+
+
 def on_decision(
     store: SnapshotStore,
     account_id: str,
@@ -131,13 +156,19 @@ def on_decision(
 
 
 def on_payment(
-    store: SnapshotStore, account_id: str, at: datetime, *, window: timedelta = LABEL_WINDOW
+    store: SnapshotStore,
+    account_id: str,
+    at: datetime,
+    *,
+    window: timedelta = LABEL_WINDOW,
+    hold: bool = False,
 ) -> list[Label]:
     """The labels a payment at ``at`` settles for ``account_id``.
 
-    Snapshots whose window contains ``at`` become positives. Snapshots whose window had already closed
-    become negatives (the sweep just had not reached them). Snapshots taken *after* ``at`` (a payment
-    that arrives late) stay: that payment happened before the decision and says nothing about it.
+    Snapshots whose window contains ``at`` become positives (``hold``: they are marked paid and `expire`
+    hands them out when the window closes). Snapshots whose window had already closed become negatives
+    (the sweep just had not reached them). Snapshots taken *after* ``at`` (a payment that arrives late)
+    stay: that payment happened before the decision and says nothing about it.
     """
     snaps = store.get(account_id)
     if not snaps:
@@ -150,15 +181,20 @@ def on_payment(
         if snap["at"] > paid:
             keep.append(snap)
         elif paid < snap["at"] + span:
-            labels.append(_label(account_id, snap, True, at))
+            if hold:
+                keep.append(snap if snap.get("paid") else {**snap, "paid": paid})
+            else:
+                labels.append(_label(account_id, snap, True, at))
         else:
-            labels.append(_label(account_id, snap, False, at))
-    _put(store, account_id, keep, len(snaps))
+            labels.append(_settled(account_id, snap, at))
+    if keep != snaps:
+        _put(store, account_id, keep)
     return labels
 
 
 def expire(store: SnapshotStore, now: datetime, *, window: timedelta = LABEL_WINDOW) -> list[Label]:
-    """Negatives for every snapshot whose window closed by ``now`` (run it from a per-worker timer).
+    """Labels for every snapshot whose window closed by ``now`` (run it from a per-worker timer):
+    negatives, and the positives a held payment marked.
 
     On a Faust table this sees only the partitions the worker owns, which is what each worker needs.
     """
@@ -169,9 +205,22 @@ def expire(store: SnapshotStore, now: datetime, *, window: timedelta = LABEL_WIN
         if not snaps or snaps[0]["at"] > cutoff:  # snapshots are in time order
             continue
         keep = [snap for snap in snaps if snap["at"] > cutoff]
-        labels.extend(_label(account_id, snap, False, now) for snap in snaps if snap["at"] <= cutoff)
-        _put(store, account_id, keep, len(snaps))
+        labels.extend(_settled(account_id, snap, now) for snap in snaps if snap["at"] <= cutoff)
+        _put(store, account_id, keep)
     return labels
+
+
+def held(store: SnapshotStore) -> list[Label]:
+    """The positives a held payment marked whose window is still open (known, not yet handed out).
+
+    For reports that count every known outcome; the store is left as it is.
+    """
+    return [
+        _held_positive(account_id, snap)
+        for account_id in list(store.keys())
+        for snap in store.get(account_id) or []
+        if snap.get("paid")
+    ]
 
 
 def backlog(store: SnapshotStore) -> int:
@@ -179,8 +228,9 @@ def backlog(store: SnapshotStore) -> int:
     return sum(len(snaps) for snaps in store.values())
 
 
-def _put(store: SnapshotStore, account_id: str, keep: list[Snapshot], before: int) -> None:
-    if not keep:
-        del store[account_id]
-    elif len(keep) != before:
+def _put(store: SnapshotStore, account_id: str, keep: list[Snapshot]) -> None:
+    """Write the account's remaining snapshots (an explicit assignment, or a deletion when none remain)."""
+    if keep:
         store[account_id] = keep
+    else:
+        del store[account_id]

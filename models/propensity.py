@@ -1,7 +1,8 @@
 """Propensity to pay: the probability that an account pays something within 30 days of a decision.
 
-A River pipeline, ``StandardScaler | LogisticRegression``, learns online from delayed labels
-(`models.labels`): one ``learn_one`` per labelled decision snapshot, one ``predict_proba_one`` per score.
+A River pipeline, ``StandardScaler | LogisticRegression`` (SGD with a decaying step), learns online from
+delayed labels (`models.labels`, positives held until their window closes): one ``learn_one`` per
+labelled decision snapshot, one ``predict_proba_one`` per score.
 `models.evaluate` measures it on the simulator against the simulator's hidden propensity and against a
 bare River ``LogisticRegression`` in the same run.
 
@@ -12,8 +13,8 @@ label delay they lag the live population by those 30 days, which is what we want
 **Cold-start prior.** Until labels arrive the model knows nothing, so the score blends the model with a
 fixed prior, weighted by how much the model has learned: ``score = (n * model + k * prior) / (n + k)``
 with ``k = prior_strength`` (default 300). ``n`` counts the labels of the rarer class twice
-(``2 * min(positives, negatives)``): positives arrive first (a payment labels at once, a negative only
-after 30 days), and a model that has seen one class only cannot rank.
+(``2 * min(positives, negatives)``): a model that has seen one class only cannot rank (without held
+positives they arrive first: a payment labels at once, a negative only after 30 days).
 
 The prior starts from public figures (``../shared/reference/peer-anchors.md``): the chance of paying in
 a statement cycle, ~0.3 on average (MGMA: 3.3 statements before payment), by balance (McKinsey: 90% /
@@ -44,7 +45,7 @@ of contacts opened, clicked or answered). An open dispute gives 0.02 (collection
 >>> model.score(small_new) > model.score(large_old)
 True
 >>> model.model_version
-'ptp-lr-1+400'
+'ptp-lr-2+400'
 """
 
 from __future__ import annotations
@@ -97,12 +98,19 @@ class OnlineScorer:
 
     arch: ClassVar[str] = "scorer-1"
 
-    def __init__(self, *, prior_strength: float = 300.0, learning_rate: float = 0.005) -> None:
+    def __init__(
+        self, *, prior_strength: float = 300.0, learning_rate: float = 0.5, decay: float = 0.7
+    ) -> None:
         self.prior_strength = prior_strength
-        # Plain SGD with a small step: on a few thousand noisy labels it ranked better than Adam,
-        # AdaGrad, FTRL and averaged SGD (measured by progressive validation on the simulator).
+        # Plain SGD: on a few thousand noisy labels it ranked better than Adam, AdaGrad, FTRL and
+        # averaged SGD. The step decays as ``learning_rate / t ** decay``: 0.1 at the 10th label, 0.02 at
+        # the 100th, 0.004 from the 1,000th on, so the first months learn fast and the model then settles
+        # where a constant 0.005 used to be. Measured by progressive validation on the simulator
+        # (`models.evaluate`, 20,000 events, 14 seeds), with held positives: auc / oracle_auc 0.916 mean
+        # against 0.913 with the constant step; 0.02 and 0.05 constant steps were worse (0.905, 0.88).
+        step = optim.schedulers.InverseScaling(learning_rate, power=decay)
         self.pipeline: Any = preprocessing.StandardScaler() | linear_model.LogisticRegression(
-            optimizer=optim.SGD(learning_rate), intercept_lr=learning_rate
+            optimizer=optim.SGD(step), intercept_lr=step
         )
         self.labels = 0
         self.positives = 0
@@ -135,7 +143,7 @@ class OnlineScorer:
 class PropensityModel(OnlineScorer):
     """Propensity to pay within 30 days (`models.labels.LABEL_WINDOW`): ``scores.propensity_to_pay``."""
 
-    arch = "ptp-lr-1"
+    arch = "ptp-lr-2"
 
     def prior(self, x: dict[str, float]) -> float:
         return propensity_prior(x)

@@ -53,7 +53,7 @@ def risk_prior(x: dict[str, float]) -> float:
 class RiskModel(OnlineScorer):
     """Probability of no payment within `RISK_WINDOW`: ``scores.bad_debt_risk``."""
 
-    arch = "risk-lr-1"
+    arch = "risk-lr-2"
 
     def prior(self, x: dict[str, float]) -> float:
         return risk_prior(x)

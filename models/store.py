@@ -16,7 +16,7 @@ from topics the engine itself writes (faust #776, CWE-502).
 >>> model.learn({"log_balance": 5.0}, True)
 >>> blob = dumps(model, kind="propensity")
 >>> header(blob)["model_version"], header(blob)["kind"]
-('ptp-lr-1+1', 'propensity')
+('ptp-lr-2+1', 'propensity')
 >>> restored = loads(blob, kind="propensity")
 >>> restored.score({"log_balance": 5.0}) == model.score({"log_balance": 5.0})
 True

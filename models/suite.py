@@ -80,9 +80,10 @@ class ModelSuite:
         on_decision(self.risk_snapshots, account_id, x, at, p=scores.bad_debt_risk)
 
     def paid(self, account_id: str, at: datetime) -> None:
-        """A payment: every open snapshot of the account within its window becomes a positive."""
+        """A payment: every open snapshot of the account within its window becomes a positive (the
+        propensity model's when the window closes, `models.labels`' held positives)."""
         self._learn(
-            on_payment(self.snapshots, account_id, at),
+            on_payment(self.snapshots, account_id, at, hold=True),
             on_payment(self.risk_snapshots, account_id, at, window=RISK_WINDOW),
         )
 

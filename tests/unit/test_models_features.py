@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, date, datetime
 from decimal import Decimal
 
@@ -50,6 +51,10 @@ def test_values_from_state() -> None:
     assert (x["has_paid"], x["payments_365d"]) == (1.0, 1.0)
     assert round(x["months_since_payment"], 3) == round(31.625 / 30.4375, 3)  # 31 days 15 hours
     assert x["paid_share_365d"] == 50 / 350
+    assert round(x["recent_payment"], 4) == round(math.exp(-31.625 / 30.4375 / 2), 4)
+    # One payment in two billed months (statements since April 1), shrunk by (0.6, 2): 1.6 / 4.
+    months = (NOW.date() - date(2026, 4, 1)).days / 30.4375
+    assert round(x["pay_rate_logit"], 4) == round(math.log(1.6 / (months + 2) / (1 - 1.6 / (months + 2))), 4)
     assert x["engagement_rate_180d"] == 0.5
     assert x["plan_active"] == 1.0
 
@@ -89,3 +94,20 @@ def test_protected_attributes_are_not_features() -> None:
     twin = state.model_copy(update={"patient": other_patient})
     assert features(state, NOW) == features(twin, NOW)
     assert not PROTECTED & set(FEATURE_NAMES)
+
+
+def test_payment_history_features_order_patients_by_how_they_pay() -> None:
+    """More payments per billed month and a more recent payment score higher; no history is the mean."""
+
+    def paying(times: int) -> dict[str, float]:
+        payments = [
+            PaymentFact(payment_id=f"P{i}", amount=Decimal("40.00"), at=datetime(2026, 5 - i, 10, tzinfo=UTC))
+            for i in range(times)
+        ]
+        return features(_state(first_statement_date=date(2025, 12, 1), payments=payments), NOW)
+
+    never, once, often = paying(0), paying(1), paying(4)
+    assert never["pay_rate_logit"] < once["pay_rate_logit"] < often["pay_rate_logit"]
+    assert never["recent_payment"] < once["recent_payment"] == often["recent_payment"]
+    new = features(_state(), NOW)  # no statement yet: the shrinkage's own rate, 0.6 / 3
+    assert round(new["pay_rate_logit"], 6) == round(math.log(0.2 / 0.8), 6)

@@ -8,7 +8,7 @@ from collections.abc import Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from models.labels import LABEL_WINDOW, MAX_SNAPSHOTS, backlog, expire, on_decision, on_payment
+from models.labels import LABEL_WINDOW, MAX_SNAPSHOTS, backlog, expire, held, on_decision, on_payment
 
 T0 = datetime(2026, 3, 2, 15, 0, tzinfo=UTC)
 X = {"log_balance": 5.0, "has_paid": 1.0}
@@ -127,3 +127,28 @@ def test_works_on_a_table_that_only_sees_assignments() -> None:
     assert backlog(table) == 2
     assert [label.y for label in on_payment(table, "A", T0 + timedelta(days=15))] == [True]
     assert list(table) == ["B"]
+
+
+def test_held_positives_are_handed_out_when_their_window_closes() -> None:
+    table = AssignmentOnly()
+    on_decision(table, "A", X, T0)
+    on_decision(table, "A", {"log_balance": 9.0}, T0 + timedelta(days=20))
+    on_decision(table, "B", X, T0)
+    assert on_payment(table, "A", T0 + timedelta(days=5), hold=True) == []
+    assert [(label.y, label.labelled_at) for label in held(table)] == [(True, T0 + timedelta(days=5))]
+    # The window closes: the paid snapshot is a positive dated by its payment, B's a negative; A's
+    # second decision came after the payment and waits for its own window.
+    labels = expire(table, T0 + LABEL_WINDOW)
+    assert [(label.account_id, label.y) for label in labels] == [("A", True), ("B", False)]
+    assert labels[0].delay_seconds == timedelta(days=5).total_seconds()
+    assert [snap["x"] for snap in table["A"]] == [{"log_balance": 9.0}]
+    assert held(table) == [] and list(table) == ["A"]
+
+
+def test_a_held_positive_whose_window_the_sweep_missed_is_still_a_positive() -> None:
+    store: dict[str, Any] = {}
+    on_decision(store, "A", X, T0)
+    on_payment(store, "A", T0 + timedelta(days=29), hold=True)
+    late = on_payment(store, "A", T0 + LABEL_WINDOW + timedelta(days=3), hold=True)
+    assert [label.y for label in late] == [True]
+    assert store == {}

@@ -40,7 +40,7 @@ def test_one_class_only_leaves_the_prior_in_charge() -> None:
     assert model.score(_x(5_000, 200)) == propensity_prior(_x(5_000, 200))
     model.learn(_x(5_000, 200), False)
     assert model.score(_x(5_000, 200)) != propensity_prior(_x(5_000, 200))
-    assert model.model_version == "ptp-lr-1+51"
+    assert model.model_version == "ptp-lr-2+51"
 
 
 def test_auc_handles_ties() -> None:
