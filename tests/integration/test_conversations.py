@@ -65,7 +65,7 @@ def test_scripted_conversations_through_kafka_and_write_backs_applied_once(engin
 
     # Per account the order is the script's, as on the topic: offline decides the same sequence.
     lines = [json.dumps(e).encode() for e in stream]
-    offline = [o.as_line(prefix) for o in decide_lines(lines, load_policy())]
+    offline = [o.as_line(prefix) for o in decide_lines(lines, load_policy(), learning=False)]
     topics = [engine.topic(name) for name in ("actions", "review", "audit", "dlq")]
     records = asyncio.run(read_topics(bootstrap, topics, until=len(offline), overall_timeout_s=150))
     streamed = _actions([(r.topic, r.value) for r in records])

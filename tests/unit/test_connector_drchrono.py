@@ -119,6 +119,8 @@ def test_actions_that_are_not_write_backs_are_left_alone(standin: DrChronoStandI
     acct = Account()
     for line in (SCRIPTS / "qa.en.jsonl").read_text(encoding="utf-8").splitlines():
         acct.send(parse_event(json.loads(line)))
-    reply = next(a for a in acct.released if a.kind == "conversation_reply")
+    reply = next(
+        o.value for o in acct.outputs if isinstance(o.value, Action) and o.value.kind == "conversation_reply"
+    )
     assert _connector(standin).apply(_native(reply)).status == "skipped"
     assert standin.requests == []

@@ -24,7 +24,7 @@ from rules.assistance import screen
 from rules.context import Context
 from rules.conversation import offers, read_intent, read_number, transition
 from rules.examples import Account
-from rules.policy import PolicyError, load_policy, parse_policy
+from rules.policy import Policy, PolicyError, load_policy, parse_policy
 from rules.state import AccountState
 from schemas.actions import Action
 from schemas.events import parse_event
@@ -34,6 +34,18 @@ from streams.offline import decide_lines
 SCRIPTS = Path("tests/fixtures/conversations")
 CENT = Decimal("0.01")
 POLICY = load_policy()
+
+
+def _replies_skip_the_lane() -> Policy:
+    """A practice's policy that lets replies in a conversation the patient started skip the automated-lane
+    rule (POLICY.md section 2 holds every communication beyond a statement message outside the lane;
+    every other review rule still applies)."""
+    document = POLICY.model_dump(mode="json")
+    document["review"]["lane_exempt_kinds"].append("conversation_reply")
+    return parse_policy(document)
+
+
+REPLIES_SKIP_THE_LANE = _replies_skip_the_lane()
 
 
 def _events(name: str) -> list[dict[str, Any]]:
@@ -48,9 +60,9 @@ def _balance(events: list[dict[str, Any]]) -> Decimal:
     return Decimal(_fact(events, "billing.account.updated")["balance"])
 
 
-def _run(name: str) -> tuple[Account, dict[str, list[Action]]]:
+def _run(name: str, policy: Policy = POLICY) -> tuple[Account, dict[str, list[Action]]]:
     """The script through the decision core; every action by the id of the event that caused it."""
-    acct = Account()
+    acct = Account(policy)
     by_event: dict[str, list[Action]] = {}
     for raw in _events(name):
         step = acct.send(parse_event(raw))
@@ -153,7 +165,12 @@ def test_billing_questions_are_answered_from_the_accounts_facts() -> None:
     ask_balance, ask_insurance, ask_payments, ask_parking = _messages(events)
 
     answer = _reply(by_event[ask_balance])
-    assert answer.channel == "portal" and answer.review.required is False
+    # The default policy holds a reply outside the automated lane for review, like any communication
+    # beyond a statement message; a practice can let replies skip the lane.
+    assert answer.review.required and answer.review.reasons == ["R-REVIEW-LANE"]
+    _, skipping = _run("qa.en.jsonl", REPLIES_SKIP_THE_LANE)
+    assert _reply(skipping[ask_balance]).review.required is False
+    assert answer.channel == "portal"
     assert money(balance) in answer.message.body and money(paid) in answer.message.body  # type: ignore[union-attr]
     eob = _reply(by_event[ask_insurance]).message.body  # type: ignore[union-attr]
     for part in ("billed", "insurance_paid", "patient_responsibility"):
@@ -322,7 +339,7 @@ def test_billwise_decide_replays_a_transcript_file() -> None:
     assert printed == json.loads(json.dumps(expected))
     kinds = [(line["topic"], line["value"].get("kind")) for line in printed]
     assert ("billing.review", "settlement_offer") in kinds
-    assert kinds.count(("billing.actions", "conversation_reply")) == len(_messages(_events(path.name)))
+    assert kinds.count(("billing.review", "conversation_reply")) == len(_messages(_events(path.name)))
 
 
 # -- drafting, gates and time ----------------------------------------------------------------------------
