@@ -1,11 +1,26 @@
 """Channel choice: which permitted channel to use for an account, learned from what patients answer.
 
 The compliance gates decide which channels are *permitted* (consent, quiet hours, frequency); this
-module picks among them. It is Thompson sampling with a Beta-Bernoulli reward per channel
-(``river.bandit.ThompsonSampling``), one bandit per segment of accounts, so a patient who asked for
-texts and one who asked for letters do not share one ranking. Segments use the stated channel
-preference and the balance band only: no protected attribute, and not language (a proxy for national
-origin).
+module ranks them. POLICY.md's consent gate reads "preferred first, then email, portal, sms, letter": the
+patient's stated channel is always used when it is permitted, and the chooser only orders the fallback
+channels, in place of the policy's fixed order (`rules.channels.choose_channel`). The decision core never
+calls this model: the worker draws a `rules.channels.ChannelRanking` for the decision (`rank`) and passes
+it in, next to the scores, so a decision stays a pure function of its inputs.
+
+It is Thompson sampling with a Beta-Bernoulli reward per channel (River's ``proba.Beta`` posteriors),
+one set per segment of accounts, so a patient who asked for texts and one who asked for letters do not
+share one ranking. Segments use the stated channel preference and the balance band only: no protected
+attribute, and not language (a proxy for national origin).
+
+**Deterministic draws.** The draw for a decision is seeded by the decision's key (account and trigger),
+not taken from a running random stream (``river.bandit.ThompsonSampling.pull`` is one): the same event
+decided twice over the same posteriors ranks the channels the same way, so a redelivered or replayed
+event yields byte-identical actions. Different accounts and triggers still get independent draws, which
+is all Thompson sampling needs to explore.
+
+**Cold start.** Until a segment has learned ``min_evidence`` outcomes, `rank` returns ``None`` and the
+policy's fixed order stands: a new deployment behaves exactly as the policy reads, and gathers evidence
+on it (mostly on the first fallback channel) before it starts to explore.
 
 The reward is 1 when the patient acts on the message (clicks its link, replies, talks to staff: the
 `REWARD_OUTCOMES`) or pays within `REWARD_WINDOW` of it, else 0. Opens do not count: only e-mail
@@ -14,21 +29,23 @@ measurable rather than for being answered. It is delayed like any label: keep a 
 `models.labels.on_decision(store, account_id, {}, at, meta=chooser.meta(channel, context))`, turn
 outcomes into labels with ``on_payment(store, account_id, at, window=REWARD_WINDOW)`` (a payment or an
 engagement outcome on ``billing.outcomes`` / ``communication.logged``) and ``expire(..., window=...)``,
-and feed each label to `ChannelChooser.learn`.
+and feed each label to `ChannelChooser.learn` (`models.suite.ModelSuite` does all of this).
 
-Thompson sampling explores by itself: a channel with little evidence keeps a wide posterior and is
-still tried now and then; a clearly worse channel is tried less and less. `probabilities` estimates
-how likely each channel was to be chosen, for the audit record and off-policy evaluation later.
+`ChannelRanking.probability` estimates how likely the chosen channel was to be drawn among the channels
+that competed, for the action's explanation and off-policy evaluation later.
 
 >>> chooser = ChannelChooser(seed=1)
->>> context = {"preferred_channel": "sms", "balance": 120.0}
->>> for _ in range(300):  # texts are answered 60% of the time, letters 10%
-...     for channel, rate in (("sms", 0.6), ("letter", 0.1)):
-...         chooser.reward(channel, context, rate > 0.5 or _ % 10 == 0)
->>> chooser.choose(["sms", "letter"], context)
-'sms'
->>> chooser.choose(["letter"], context)  # a single permitted channel is simply used
-'letter'
+>>> context = {"preferred_channel": "letter", "balance": 120.0}
+>>> chooser.rank(context, "ACC-1|evt-1") is None  # no evidence yet: the policy's order
+True
+>>> for n in range(300):  # texts are answered 60% of the time, e-mails 10%
+...     chooser.reward("sms", context, n % 10 < 6)
+...     chooser.reward("email", context, n % 10 == 0)
+>>> ranking = chooser.rank(context, "ACC-1|evt-1")
+>>> ranking.first(["email", "sms"]), ranking.probability("sms", ["email", "sms"])
+('sms', 1.0)
+>>> ranking == chooser.rank(context, "ACC-1|evt-1")  # the same decision draws the same ranking
+True
 """
 
 from __future__ import annotations
@@ -39,9 +56,10 @@ from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
 
-from river import bandit, proba
+from river import proba
 
 from models.labels import Label
+from rules.channels import ChannelRanking
 
 __all__ = ["CHANNELS", "REWARD_OUTCOMES", "REWARD_WINDOW", "ChannelChooser"]
 
@@ -50,17 +68,24 @@ REWARD_WINDOW = timedelta(days=14)
 """An answer or a payment within two weeks of the message is credited to the channel."""
 REWARD_OUTCOMES = frozenset({"clicked", "replied", "conversation"})
 """Outcomes (``communication.logged`` / ``billing.action.outcome``) that every channel can report."""
+MIN_EVIDENCE = 50
+"""Outcomes a segment must have learned before the chooser orders its fallback channels."""
+DRAWS = 200
+"""Thompson draws behind each probability estimate (standard error at most 0.035)."""
 _SMALL_BALANCE = 500.0
 """Cedar's 'convenience' (small) versus 'affordability' (large) tracks; also POLICY's digital lane."""
 
 
 class ChannelChooser:
-    """Per-segment Thompson sampling among the permitted channels."""
+    """Per-segment Thompson sampling over the channels, drawn deterministically per decision."""
 
-    def __init__(self, *, seed: int = 0, burn_in: int = 0) -> None:
+    def __init__(self, *, seed: int = 0, min_evidence: int = MIN_EVIDENCE) -> None:
         self.seed = seed
-        self.burn_in = burn_in
-        self._bandits: dict[str, Any] = {}
+        self.min_evidence = min_evidence
+        self._posteriors: dict[str, dict[str, proba.Beta]] = {}
+        self._evidence: dict[str, int] = {}
+        self._draws: dict[str, tuple[tuple[tuple[float, float], ...], tuple[tuple[str, ...], ...]]] = {}
+        """Per segment: the posteriors the probability draws were made from, and the draws."""
 
     @staticmethod
     def segment(context: Mapping[str, Any] | None) -> str:
@@ -70,53 +95,55 @@ class ChannelChooser:
         band = "small" if float(context.get("balance") or 0.0) <= _SMALL_BALANCE else "large"
         return f"{preferred}|{band}"
 
-    def _bandit(self, segment: str) -> Any:
-        policy = self._bandits.get(segment)
-        if policy is None:
-            # A stable per-segment seed (crc32, not hash(): hash() changes between processes).
-            seed = (self.seed * 1_000_003 + zlib.crc32(segment.encode())) % 2**32
-            policy = self._bandits[segment] = bandit.ThompsonSampling(
-                reward_obj=proba.Beta(), burn_in=self.burn_in, seed=seed
-            )
-        return policy
+    def _params(self, segment: str) -> tuple[tuple[float, float], ...]:
+        """Beta (alpha, beta) of every channel in `CHANNELS` order; Beta(1, 1) where nothing was learned."""
+        arms = self._posteriors.get(segment, {})
+        return tuple((arms[c].alpha, arms[c].beta) if c in arms else (1.0, 1.0) for c in CHANNELS)
 
-    def choose(self, permitted: Sequence[str], context: Mapping[str, Any] | None = None) -> str:
-        """One of ``permitted`` (in the gates' order of preference); raises if none is permitted."""
-        arms = list(dict.fromkeys(permitted))
-        if not arms:
-            raise ValueError("no permitted channel: the gates should have made this a staff task")
-        if len(arms) == 1:
-            return arms[0]
-        return str(self._bandit(self.segment(context)).pull(arms))
+    @staticmethod
+    def _draw(rng: random.Random, params: tuple[tuple[float, float], ...]) -> tuple[str, ...]:
+        """One Thompson draw: every channel ordered by a sample of its posterior, best first."""
+        samples = [rng.betavariate(a, b) for a, b in params]
+        return tuple(channel for _, channel in sorted(zip(samples, CHANNELS, strict=True), reverse=True))
+
+    def _probability_draws(self, segment: str) -> tuple[tuple[str, ...], ...]:
+        """`DRAWS` draws from the segment's current posteriors, kept until the segment learns again."""
+        params = self._params(segment)
+        cached = self._draws.get(segment)
+        if cached is not None and cached[0] == params:
+            return cached[1]
+        # A stable seed per segment (crc32, not hash(): hash() changes between processes).
+        rng = random.Random((self.seed * 1_000_003 + zlib.crc32(segment.encode())) % 2**32)
+        draws = tuple(self._draw(rng, params) for _ in range(DRAWS))
+        self._draws[segment] = (params, draws)
+        return draws
+
+    def rank(self, context: Mapping[str, Any] | None, key: str) -> ChannelRanking | None:
+        """This decision's ranking of the channels (``key``: its account and trigger), or ``None`` while
+        the segment has fewer than ``min_evidence`` outcomes (the policy's order then applies)."""
+        segment = self.segment(context)
+        if self._evidence.get(segment, 0) < self.min_evidence:
+            return None
+        order = self._draw(random.Random(f"{self.seed}|{key}"), self._params(segment))
+        return ChannelRanking(order=order, draws=self._probability_draws(segment), segment=segment)
 
     def probabilities(
-        self, permitted: Sequence[str], context: Mapping[str, Any] | None = None, draws: int = 200
+        self, permitted: Sequence[str], context: Mapping[str, Any] | None = None
     ) -> dict[str, float]:
-        """Monte Carlo estimate of each channel's chance of being chosen now (for audit and replay).
-
-        It samples the posteriors directly, so it does not disturb the bandit's own random stream.
-        """
+        """Each permitted channel's chance of being drawn first among ``permitted`` now (for dashboards)."""
+        segment = self.segment(context)
+        ranking = ChannelRanking(order=CHANNELS, draws=self._probability_draws(segment), segment=segment)
         arms = list(dict.fromkeys(permitted))
-        if len(arms) <= 1:
-            return dict.fromkeys(arms, 1.0)
-        params = self._posteriors(self.segment(context), arms)
-        rng = random.Random(self.seed)  # its own stream: estimating must not change the next choice
-        wins = dict.fromkeys(arms, 0)
-        for _ in range(draws):
-            samples = {arm: rng.betavariate(*params[arm]) for arm in arms}
-            wins[max(arms, key=samples.__getitem__)] += 1
-        return {arm: wins[arm] / draws for arm in arms}
-
-    def _posteriors(self, segment: str, arms: Sequence[str]) -> dict[str, tuple[float, float]]:
-        """Beta (alpha, beta) of each arm; River keeps them in ``_rewards`` (0.26.1), Beta(1, 1) if unseen."""
-        rewards = self._bandit(segment)._rewards
-        return {
-            arm: (rewards[arm].alpha, rewards[arm].beta) if arm in rewards else (1.0, 1.0) for arm in arms
-        }
+        return {arm: ranking.probability(arm, arms) for arm in arms}
 
     def reward(self, channel: str, context: Mapping[str, Any] | None, reward: bool | float) -> None:
         """Credit ``channel`` in the account's segment with an outcome (1 = engaged or paid)."""
-        self._bandit(self.segment(context)).update(channel, bool(reward))
+        self._update(self.segment(context), channel, bool(reward))
+
+    def _update(self, segment: str, channel: str, reward: bool) -> None:
+        arms = self._posteriors.setdefault(segment, {})
+        arms.setdefault(channel, proba.Beta()).update(reward)
+        self._evidence[segment] = self._evidence.get(segment, 0) + 1
 
     def meta(self, channel: str, context: Mapping[str, Any] | None) -> dict[str, Any]:
         """What to keep in the snapshot at send time, so that `learn` can credit the right arm later."""
@@ -127,10 +154,11 @@ class ChannelChooser:
         channel = label.meta.get("channel")
         segment = label.meta.get("segment")
         if channel and segment:
-            self._bandit(segment).update(channel, bool(label.y))
+            self._update(segment, channel, bool(label.y))
 
     def ranking(self, context: Mapping[str, Any] | None = None) -> list[str]:
-        """Channels of a segment from best to worst posterior mean (for dashboards and tests)."""
-        segment = self.segment(context)
-        params = self._posteriors(segment, list(self._bandit(segment)._rewards))
-        return sorted(params, key=lambda arm: params[arm][0] / sum(params[arm]), reverse=True)
+        """The channels a segment has learned about, best to worst posterior mean (for dashboards)."""
+        arms = self._posteriors.get(self.segment(context), {})
+        return sorted(
+            arms, key=lambda arm: arms[arm].alpha / (arms[arm].alpha + arms[arm].beta), reverse=True
+        )

@@ -4,17 +4,41 @@
 `models.features`), keeps the decision-time feature snapshot when a patient-facing action goes out,
 learns a positive when the account pays within the label window and a negative when the window closes
 (`models.labels`), and reports rolling quality to Prometheus (`models.monitoring`). Each worker learns
-from its own partitions' accounts (the brief's option B: models on different workers drift apart a
-little; a single trainer topic is the next step if that matters).
+from its own partitions' accounts (below).
 
 Online learning makes a worker's decisions depend on the order in which its partitions' labels
 arrived, which no offline run reproduces. ``learning=False`` keeps the models as they are (their
 checkpoint, or the priors): the stream and ``billwise decide`` then decide identically, which is what
 replays and the fault tests compare.
 
-`checkpoint` and `ModelSuite.restore` save and load the learned models (`models.store`: versioned, tied
-to the River version), so a restarted worker resumes where it was; a cold start uses the documented
-priors of `models.propensity` and `models.risk`.
+It also keeps the channel chooser (`models.channel`): `channel_ranking` draws the ranking a decision
+passes to the decision core, `decided` keeps the channel that went out, and payments (`paid`) and
+engagement outcomes (`outcome`: clicks, replies, conversations) within `models.channel.REWARD_WINDOW`
+reward it; silence until the window closes is a zero (`tick`).
+
+`checkpoint` and `ModelSuite.restore` save and load the learned models and their open snapshots
+(`models.store`: versioned, tied to the River version), so a restarted worker resumes where it was; a
+cold start uses the documented priors of `models.propensity` and `models.risk`, and the policy's channel
+order.
+
+**Models are per worker.** Each worker learns from the accounts of the partitions it owns and
+checkpoints to its own data directory (``BILLWISE_DATA_DIR``/``models.ckpt``); nothing is shared between
+workers. In a scaled-out deployment that means:
+
+* N workers are N models, each trained on about 1/N of the labels: each learns more slowly than one
+  worker would on the whole book, and their scores for similar accounts drift apart a little (the
+  ``model_version`` on every action names the worker's model state: ``ptp-lr-2+<labels learned>``);
+* a rebalance moves account state (the Faust table) but not the models or their open snapshots (plain
+  dicts in the worker and its checkpoint): the worker that takes over a partition scores its accounts
+  with its own model, and the old worker, which no longer sees those accounts' payments, labels their
+  open snapshots negative when the windows close. That is at most a label window (30 days; 14 for the
+  chooser, 90 for risk) of one partition's labels, some of them wrong, per rebalance; keeping snapshots
+  in a table co-partitioned with the accounts (`models.labels` supports it) would fix it;
+* the channel chooser's segments warm up per worker too (``min_evidence`` outcomes each);
+* a worker that starts on a new data directory starts from the priors; copying a checkpoint to it is a
+  valid warm start (models are interchangeable, their snapshots only matter to the accounts they name);
+* a single trainer that learns from every worker's labels and publishes the models (for example on a
+  compacted topic) is the next step if the drift or the slower learning matters.
 
 >>> from datetime import UTC, datetime
 >>> from decimal import Decimal
@@ -28,15 +52,18 @@ priors of `models.propensity` and `models.risk`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from models.channel import REWARD_OUTCOMES, REWARD_WINDOW, ChannelChooser
 from models.features import features
 from models.labels import Label, expire, on_decision, on_payment
 from models.monitoring import ModelMonitor
 from models.propensity import PropensityModel
 from models.risk import RISK_WINDOW, RiskModel
 from models.store import dumps, loads
+from rules.channels import ChannelRanking
 from rules.state import AccountState
 from schemas.actions import Scores
 
@@ -48,6 +75,7 @@ class ModelSuite:
         self,
         propensity: PropensityModel | None = None,
         risk: RiskModel | None = None,
+        chooser: ChannelChooser | None = None,
         *,
         monitored: bool = True,
         learning: bool = True,
@@ -55,8 +83,10 @@ class ModelSuite:
         self.learning = learning
         self.propensity = propensity or PropensityModel()
         self.risk = risk or RiskModel()
+        self.chooser = chooser or ChannelChooser()
         self.snapshots: dict[str, Any] = {}
         self.risk_snapshots: dict[str, Any] = {}
+        self.channel_snapshots: dict[str, Any] = {}
         self.monitor = ModelMonitor("propensity") if monitored else None
 
     def score(self, state: AccountState, now: datetime) -> tuple[Scores, dict[str, float]]:
@@ -72,12 +102,53 @@ class ModelSuite:
         )
         return scores, x
 
-    def decided(self, account_id: str, x: dict[str, float], scores: Scores, at: datetime) -> None:
-        """A patient-facing action went out: keep the snapshot its label will be learned from."""
+    @staticmethod
+    def channel_context(state: AccountState) -> dict[str, Any]:
+        """What the channel chooser segments an account by (`ChannelChooser.segment`)."""
+        patient = state.patient
+        return {
+            "preferred_channel": patient.preferred_channel if patient else None,
+            "balance": float(state.balance),
+        }
+
+    def channel_ranking(self, state: AccountState, trigger: str) -> ChannelRanking | None:
+        """The chooser's ranking for deciding ``trigger`` (an event's or a scan's key) on ``state``.
+
+        Drawn from the account and the trigger, so deciding the same trigger again over the same model
+        gives the same ranking; ``None`` while the account's segment is cold (the policy's order).
+        """
+        return self.chooser.rank(self.channel_context(state), f"{state.account_id}|{trigger}")
+
+    def decided(
+        self,
+        account_id: str,
+        x: dict[str, float],
+        scores: Scores,
+        at: datetime,
+        *,
+        channel: str | None = None,
+        context: Mapping[str, Any] | None = None,
+    ) -> None:
+        """A patient-facing action went out: keep the snapshots its labels will be learned from.
+
+        ``channel`` (and the `channel_context` of the account) also keep one for the channel chooser.
+        """
         if not self.learning:
             return
         on_decision(self.snapshots, account_id, x, at, p=scores.propensity_to_pay)
         on_decision(self.risk_snapshots, account_id, x, at, p=scores.bad_debt_risk)
+        if channel is not None:
+            on_decision(self.channel_snapshots, account_id, {}, at, meta=self.chooser.meta(channel, context))
+
+    def outcome(self, account_id: str, status: str, at: datetime) -> None:
+        """A sender's or the platform's report on a message: clicks, replies and conversations reward the
+        channels of the account's open messages (`models.channel.REWARD_OUTCOMES`)."""
+        if status in REWARD_OUTCOMES:
+            self._reward(on_payment(self.channel_snapshots, account_id, at, window=REWARD_WINDOW))
+
+    def _reward(self, labels: list[Label]) -> None:
+        for label in labels:
+            self.chooser.learn(label)
 
     def paid(self, account_id: str, at: datetime) -> None:
         """A payment: every open snapshot of the account within its window becomes a positive (the
@@ -86,10 +157,12 @@ class ModelSuite:
             on_payment(self.snapshots, account_id, at, hold=True),
             on_payment(self.risk_snapshots, account_id, at, window=RISK_WINDOW),
         )
+        self._reward(on_payment(self.channel_snapshots, account_id, at, window=REWARD_WINDOW))
 
     def tick(self, now: datetime) -> None:
         """Windows that closed by ``now`` become negatives (called as stream time advances)."""
         self._learn(expire(self.snapshots, now), expire(self.risk_snapshots, now, window=RISK_WINDOW))
+        self._reward(expire(self.channel_snapshots, now, window=REWARD_WINDOW))
 
     def _learn(self, labels: list[Label], risk_labels: list[Label]) -> None:
         for label in labels:
@@ -106,19 +179,27 @@ class ModelSuite:
             {
                 "propensity": self.propensity,
                 "risk": self.risk,
+                "chooser": self.chooser,
                 "snapshots": self.snapshots,
                 "risk_snapshots": self.risk_snapshots,
+                "channel_snapshots": self.channel_snapshots,
             },
             kind=CHECKPOINT_KIND,
         )
 
     @classmethod
     def restore(cls, blob: bytes | None, *, monitored: bool = True, learning: bool = True) -> ModelSuite:
-        """The suite saved in ``blob``, or a cold start with the priors when there is none."""
+        """The suite saved in ``blob``, or a cold start with the priors when there is none.
+
+        A checkpoint from before the channel chooser was added restores with a cold chooser.
+        """
         if blob is None:
             return cls(monitored=monitored, learning=learning)
         saved = loads(blob, kind=CHECKPOINT_KIND)
-        suite = cls(saved["propensity"], saved["risk"], monitored=monitored, learning=learning)
+        suite = cls(
+            saved["propensity"], saved["risk"], saved.get("chooser"), monitored=monitored, learning=learning
+        )
         suite.snapshots = saved["snapshots"]
         suite.risk_snapshots = saved["risk_snapshots"]
+        suite.channel_snapshots = saved.get("channel_snapshots", {})
         return suite

@@ -1,4 +1,5 @@
-"""What one decision knows besides the state: the time, the scores, the patient's zones, the contacts.
+"""What one decision knows besides the state: the time, the scores, the channel ranking, the patient's
+zones, the contacts.
 
 Built once per decision (`Context.build`) and refreshed when the decision plans a new contact
 (`Context.with_state`), so the second candidate of an event sees the first one's planned contact.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 
 from inference.drafting import DraftOutcome
+from rules.channels import ChannelRanking
 from rules.engine import DEFAULT_BACKEND, Backend, Engines, engines_for
 from rules.frequency import Ledger
 from rules.policy import Policy
@@ -69,6 +71,8 @@ class Context:
     person_contacts: tuple[ContactFact, ...] = ()
     drafts: Mapping[str, DraftOutcome] = field(default_factory=dict)
     """Model drafts by action id (see `rules.outputs.Decision.draft_requests`); absent: templates."""
+    channel_ranking: ChannelRanking | None = None
+    """The channel chooser's ranking for this decision (`rules.channels`); absent: the policy's order."""
 
     @classmethod
     def build(
@@ -80,6 +84,7 @@ class Context:
         person_contacts: Sequence[ContactFact] = (),
         backend: Backend = DEFAULT_BACKEND,
         drafts: Mapping[str, DraftOutcome] | None = None,
+        channel_ranking: ChannelRanking | None = None,
     ) -> Context:
         reference = reference_zone(state.patient, policy)
         others = tuple(person_contacts)
@@ -94,6 +99,7 @@ class Context:
             engines=engines_for(policy, backend),
             person_contacts=others,
             drafts=drafts or {},
+            channel_ranking=channel_ranking,
         )
 
     def with_state(self, state: AccountState) -> Context:

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
 
 from inference.drafting import DraftOutcome
+from rules.channels import ChannelRanking
 from rules.conversation import converse, on_dispute, on_payment, outreach_note
 from rules.engine import DEFAULT_BACKEND, Backend
 from rules.facts import apply_event
@@ -132,12 +133,15 @@ def decide(
     person_contacts: Sequence[ContactFact] = (),
     backend: Backend = DEFAULT_BACKEND,
     drafts: Mapping[str, DraftOutcome] | None = None,
+    channel_ranking: ChannelRanking | None = None,
 ) -> Decision:
     """Fold ``event`` into ``state`` and decide what to do about it.
 
     ``scores``: the models' scores for the account (``None``: the policy's prior). ``person_contacts``:
     contacts with the same person made on their other accounts, when the caller keeps them (the
-    frequency caps count per person). A redelivered event (same ``source`` and ``id``) changes nothing.
+    frequency caps count per person). ``channel_ranking``: the channel chooser's ranking for this
+    decision (``None``: the policy's fallback order, `rules.channels`). A redelivered event (same
+    ``source`` and ``id``) changes nothing.
     """
     if state is not None and state.has_seen(event.dedup_key):
         return Decision(state=state, outputs=(), duplicate=True)
@@ -165,6 +169,7 @@ def decide(
         person_contacts=person_contacts,
         backend=backend,
         drafts=drafts,
+        channel_ranking=channel_ranking,
     )
     if isinstance(data, CommunicationLogged):
         _read_reply(session, data)
@@ -211,6 +216,7 @@ def daily_scan(
     person_contacts: Sequence[ContactFact] = (),
     backend: Backend = DEFAULT_BACKEND,
     drafts: Mapping[str, DraftOutcome] | None = None,
+    channel_ranking: ChannelRanking | None = None,
 ) -> Decision:
     """The daily scan of one account at ``now`` (the scheduler's time): aging use cases, expiries.
 
@@ -229,6 +235,7 @@ def daily_scan(
         person_contacts=person_contacts,
         backend=backend,
         drafts=drafts,
+        channel_ranking=channel_ranking,
     )
     session.expire_held()
     for candidate in propose(cause, session.ctx):

@@ -35,7 +35,7 @@ from functools import lru_cache
 from typing import Any, Literal
 
 from rules.candidate import Candidate
-from rules.channels import ChannelStatus, choose_channel, permitted
+from rules.channels import ChannelChoice, ChannelStatus, choose_channel, permitted
 from rules.compiler import NO_CONVERSATION, RuleSpec, cents
 from rules.context import Context
 from rules.schedule import DayCap, DayPause, Schedule, in_quiet_window, local_day, next_quiet_ok, plan_send
@@ -72,13 +72,13 @@ def rule_outcome(gate: str, outcome: str, detail: str) -> RuleOutcome:
     return RuleOutcome(id=gate, outcome=outcome, detail=detail)
 
 
-def _channel(candidate: Candidate, ctx: Context, fixed: str | None) -> tuple[str | None, ChannelStatus]:
+def _channel(candidate: Candidate, ctx: Context, fixed: str | None) -> ChannelChoice:
     if fixed is not None or candidate.kind == "staff_task":
         channel = fixed or "phone"
         if not candidate.contacts_patient or permitted(ctx.state, channel):
-            return channel, "preferred"
-        return channel, "none"
-    return choose_channel(ctx.state, candidate.channels, ctx.policy)
+            return ChannelChoice(channel, "preferred")
+        return ChannelChoice(channel, "none")
+    return choose_channel(ctx.state, candidate.channels, ctx.policy, ctx.channel_ranking)
 
 
 def _schedule(
@@ -192,7 +192,7 @@ def evaluate_gates(
     """Run every gate over ``candidate``; ``fixed_channel``/``expires_at`` re-check a held action as it is."""
     policy = ctx.policy
     expires = expires_at or ctx.now + timedelta(days=policy.actions.expires_after_days)
-    channel, status = _channel(candidate, ctx, fixed_channel)
+    channel, status, learned = _channel(candidate, ctx, fixed_channel)
     schedule, numbers = _schedule(candidate, channel, ctx, expires)
     numbers["past_expiry"] = schedule.reason == "past_expiry"
     facts = gate_facts(candidate, ctx, channel, status, numbers)
@@ -249,5 +249,10 @@ def evaluate_gates(
         disclosures=tuple(dict.fromkeys(disclosures)),
         rules=tuple(outcomes),
         fired=fired,
-        features={"zones": list(ctx.zones), "reference_zone": ctx.reference, "schedule": schedule.reason},
+        features={
+            "zones": list(ctx.zones),
+            "reference_zone": ctx.reference,
+            "schedule": schedule.reason,
+            **({"channel_choice": dict(learned)} if learned else {}),
+        },
     )

@@ -23,6 +23,7 @@ from inference.drafting import DraftOutcome
 from inference.facts import DraftFacts
 from rules.build import build_action
 from rules.candidate import Candidate
+from rules.channels import ChannelRanking
 from rules.context import Context
 from rules.engine import Backend
 from rules.facts import recent_contacts
@@ -64,8 +65,11 @@ class Session:
         person_contacts: Sequence[ContactFact] = (),
         backend: Backend,
         drafts: Mapping[str, DraftOutcome] | None = None,
+        channel_ranking: ChannelRanking | None = None,
     ) -> None:
-        self.ctx = Context.build(state, policy, now, scores, person_contacts, backend, drafts)
+        self.ctx = Context.build(
+            state, policy, now, scores, person_contacts, backend, drafts, channel_ranking
+        )
         self.draft_requests: list[tuple[str, DraftFacts]] = []
         self.trail = AuditTrail(state, policy)
         self.cause = cause

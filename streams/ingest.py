@@ -27,6 +27,7 @@ from inference.drafting import Drafter, DraftOutcome
 from inference.facts import DraftFacts
 from models.suite import ModelSuite
 from rules.access import record_access
+from rules.channels import ChannelRanking
 from rules.decide import daily_scan, decide, due_scans, scan_due
 from rules.facts import apply_event
 from rules.outputs import Decision, Output
@@ -36,7 +37,7 @@ from rules.state import AccountState, ContactFact
 from schemas.actions import PATIENT_FACING_KINDS, Action, Scores
 from schemas.audit import AuditRecord
 from schemas.deadletter import DeadLetter, DeadLetterError, raw_text
-from schemas.events import CanonicalEvent, InvalidEvent, PaymentPostedEvent, parse_event
+from schemas.events import CanonicalEvent, CommunicationLogged, InvalidEvent, PaymentPostedEvent, parse_event
 from schemas.inputs import ActionOutcome, ReviewDecision
 from streams import metrics
 from streams.commands import ACCESS_TOPIC, SCAN_TOPIC, AuditRequest, ScanRequest
@@ -243,13 +244,21 @@ class Processor:
             state = self._catch_up(key, state, event.time, run)
         if run.final and event.time <= record.received_at + CLOCK_LEAD_LIMIT:
             self._clock = event.time if self._clock is None else max(self._clock, event.time)
-        scores, x = self._score(
-            apply_event(state, event.data) if state is not None else None, event.time, run
+        scores, x, ranking = self._score(
+            apply_event(state, event.data) if state is not None else None, event.time, run, event.dedup_key
         )
         if run.final and self.models is not None and isinstance(event, PaymentPostedEvent):
             self.models.paid(key, event.data.posted_at)
         others = self._person_contacts(event.data.practice_id, event.data.patient_id, key, run)
-        decision = decide(state, event, self.policy, scores=scores, person_contacts=others, drafts=run.drafts)
+        decision = decide(
+            state,
+            event,
+            self.policy,
+            scores=scores,
+            person_contacts=others,
+            drafts=run.drafts,
+            channel_ranking=ranking,
+        )
         self._apply(run, key, decision, event.type)
         if run.final:
             self._learned(key, decision, x, scores, event)
@@ -275,9 +284,15 @@ class Processor:
             return state
         others = self._person_contacts(state.practice_id, state.patient_id, key, run)
         for moment in due_scans(state.last_scan_day, now, self.policy):
-            scores, _ = self._score(state, moment, run)
+            scores, _, ranking = self._score(state, moment, run, moment.isoformat())
             scan = daily_scan(
-                state, self.policy, moment, scores=scores, person_contacts=others, drafts=run.drafts
+                state,
+                self.policy,
+                moment,
+                scores=scores,
+                person_contacts=others,
+                drafts=run.drafts,
+                channel_ranking=ranking,
             )
             self._apply(run, key, scan, "scan")
             state = scan.state
@@ -295,11 +310,13 @@ class Processor:
         self._catch_up(key, state, request.at, run)
 
     def _score(
-        self, state: AccountState | None, now: datetime, run: _Pass
-    ) -> tuple[Scores | None, dict[str, float]]:
+        self, state: AccountState | None, now: datetime, run: _Pass, trigger: str
+    ) -> tuple[Scores | None, dict[str, float], ChannelRanking | None]:
+        """The account's scores, their features and the channel ranking for deciding ``trigger``."""
         if self.models is None or state is None:
-            return None, {}
-        return self.models.score(state, now)
+            return None, {}, None
+        scores, x = self.models.score(state, now)
+        return scores, x, self.models.channel_ranking(state, trigger)
 
     def _learned(
         self, key: str, decision: Decision, x: dict[str, float], scores: Scores | None, event: CanonicalEvent
@@ -307,10 +324,17 @@ class Processor:
         if self.models is None or scores is None:
             return
         self.models.tick(event.time)
-        if any(
-            isinstance(o.value, Action) and o.value.kind in PATIENT_FACING_KINDS for o in decision.outputs
-        ):
-            self.models.decided(key, x, scores, event.time)
+        data = event.data
+        if isinstance(data, CommunicationLogged):
+            self.models.outcome(key, data.outcome, data.at)
+        sent = [
+            o.value
+            for o in decision.outputs
+            if isinstance(o.value, Action) and o.value.kind in PATIENT_FACING_KINDS
+        ]
+        if sent:
+            context = self.models.channel_context(decision.state)
+            self.models.decided(key, x, scores, event.time, channel=sent[0].channel, context=context)
 
     def _review(self, record: InputRecord, key: str | None, run: _Pass) -> None:
         try:
@@ -354,6 +378,8 @@ class Processor:
         _keyed(key, outcome.account_id, "account_id")
         if run.final:
             metrics.OUTCOMES.labels(status=outcome.status).inc()
+            if self.models is not None:
+                self.models.outcome(outcome.account_id, outcome.status, outcome.at)
 
 
 def _keyed(key: str | None, account_id: str, path: str) -> str:

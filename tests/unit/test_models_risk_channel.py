@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from models.channel import REWARD_OUTCOMES, REWARD_WINDOW, ChannelChooser
+from models.channel import CHANNELS, REWARD_OUTCOMES, REWARD_WINDOW, ChannelChooser
 from models.labels import expire, on_decision, on_payment
 from models.risk import RISK_WINDOW, RiskModel, risk_prior
 from models.simulator import Practice
@@ -51,13 +51,22 @@ def test_risk_uses_a_90_day_window() -> None:
     assert model.labels == 1 and model.positives == 1  # no payment in 90 days: a bad-debt positive
 
 
-def test_only_permitted_channels_are_chosen() -> None:
-    chooser = ChannelChooser(seed=3)
+def test_a_cold_segment_leaves_the_policy_order_then_only_permitted_channels_are_chosen() -> None:
+    chooser = ChannelChooser(seed=3, min_evidence=10)
     context = {"preferred_channel": "email", "balance": 80.0}
-    for _ in range(50):
-        assert chooser.choose(["letter", "portal"], context) in ("letter", "portal")
-    with pytest.raises(ValueError, match="no permitted channel"):
-        chooser.choose([], context)
+    assert chooser.rank(context, "A|e1") is None
+    for n in range(10):
+        chooser.reward("portal", context, n % 2 == 0)
+    assert chooser.rank({"preferred_channel": "sms", "balance": 80.0}, "A|e1") is None  # another segment
+    for n in range(50):
+        ranking = chooser.rank(context, f"A|e{n}")
+        assert ranking is not None and sorted(ranking.order) == sorted(CHANNELS)
+        assert ranking.first(["letter", "portal"]) in ("letter", "portal")
+
+
+def _choose(chooser: ChannelChooser, permitted: list[str], context: dict[str, object], key: str) -> str:
+    ranking = chooser.rank(context, key)
+    return ranking.first(permitted) if ranking is not None else permitted[0]
 
 
 def test_the_bandit_finds_the_channel_patients_answer_in_the_simulator() -> None:
@@ -65,7 +74,7 @@ def test_the_bandit_finds_the_channel_patients_answer_in_the_simulator() -> None
     practice = Practice(seed=12, patients=1_200, days=1)
     for _ in practice.events():
         pass
-    chooser = ChannelChooser(seed=1)
+    chooser = ChannelChooser(seed=1, min_evidence=0)  # explore from the first message
     store: dict[str, list[dict[str, object]]] = {}
     now = practice.start + timedelta(hours=17)
     chosen: list[str] = []
@@ -79,7 +88,7 @@ def test_the_bandit_finds_the_channel_patients_answer_in_the_simulator() -> None
             if patient.preferred != "sms":
                 continue
             context = {"preferred_channel": "sms", "balance": 100.0}
-            channel = chooser.choose(["sms", "email", "letter"], context)
+            channel = _choose(chooser, ["sms", "email", "letter"], context, f"{account}|{step}")
             chosen.append(channel)
             at = now + timedelta(days=20 * step)
             on_decision(store, account, {}, at, meta=chooser.meta(channel, context))
@@ -91,30 +100,39 @@ def test_the_bandit_finds_the_channel_patients_answer_in_the_simulator() -> None
                     chooser.learn(label)
         for label in expire(store, now + timedelta(days=20 * step + 15), window=REWARD_WINDOW):
             chooser.learn(label)
-    late = chosen[len(chosen) // 2 :]
+    early, late = chosen[: len(chosen) // 6], chosen[len(chosen) // 2 :]
+    assert len(set(early)) == 3  # it explored every channel
     assert late.count("sms") / len(late) > 0.6  # patients who asked for texts mostly answer texts
     assert chooser.ranking({"preferred_channel": "sms", "balance": 100.0})[0] == "sms"
 
 
-def test_probabilities_do_not_disturb_the_next_choice() -> None:
+def _trained(seed: int = 5) -> ChannelChooser:
+    chooser = ChannelChooser(seed=seed, min_evidence=0)
     context = {"preferred_channel": None, "balance": 900.0}
-    a, b = ChannelChooser(seed=5), ChannelChooser(seed=5)
-    for chooser in (a, b):
-        for _ in range(30):
-            chooser.reward("sms", context, True)
-            chooser.reward("email", context, False)
-    estimate = a.probabilities(["sms", "email"], context)
-    assert estimate["sms"] > 0.9 and sum(estimate.values()) == pytest.approx(1.0)
-    assert [a.choose(["sms", "email"], context) for _ in range(20)] == [
-        b.choose(["sms", "email"], context) for _ in range(20)
-    ]
+    for n in range(40):
+        chooser.reward("sms", context, n % 3 != 0)  # 2 in 3
+        chooser.reward("email", context, n % 2 == 0)  # 1 in 2
+    return chooser
+
+
+def test_a_decision_draws_the_same_ranking_every_time_and_different_decisions_explore() -> None:
+    context = {"preferred_channel": None, "balance": 900.0}
+    a, b = _trained(), _trained()
+    keys = [f"ACC-{n}|evt-{n}" for n in range(400)]
+    firsts = [a.rank(context, key).first(["sms", "email"]) for key in keys]  # type: ignore[union-attr]
+    a.probabilities(["sms", "email"], context)  # estimating draws from its own stream
+    assert firsts == [b.rank(context, key).first(["sms", "email"]) for key in keys]  # type: ignore[union-attr]
+    assert a.rank(context, keys[0]) == a.rank(context, keys[0])
+    # Thompson sampling: the better channel mostly, the other one sometimes, as often as estimated.
+    share = firsts.count("sms") / len(firsts)
+    assert 0.5 < share < 1.0
+    assert a.probabilities(["sms", "email"], context)["sms"] == pytest.approx(share, abs=0.08)
 
 
 def test_the_chooser_pickles_for_checkpoints() -> None:
-    chooser = ChannelChooser(seed=2)
-    chooser.reward("sms", {"balance": 10.0}, True)
+    chooser = _trained(seed=2)
     copy = pickle.loads(pickle.dumps(chooser))
-    context = {"balance": 10.0}
-    assert [copy.choose(["sms", "email"], context) for _ in range(10)] == [
-        chooser.choose(["sms", "email"], context) for _ in range(10)
+    context = {"preferred_channel": None, "balance": 900.0}
+    assert [copy.rank(context, f"A|{n}") for n in range(10)] == [
+        chooser.rank(context, f"A|{n}") for n in range(10)
     ]
