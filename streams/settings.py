@@ -28,6 +28,12 @@ class StreamSettings(BaseSettings):
     partitions: int = Field(default=8, ge=1, description="partitions of every topic this app creates")
     store: str = Field(default="rocksdb://", description="Faust table store: rocksdb:// or memory://")
     data_dir: Path = Path("billwise-data")
+    rocksdb_write_buffer_mib: int = Field(
+        default=4, ge=1, description="RocksDB memtable size per table partition (two are kept)"
+    )
+    rocksdb_block_cache_mib: int = Field(
+        default=16, ge=1, description="RocksDB read cache per table partition"
+    )
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     users_file: Path | None = None
