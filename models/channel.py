@@ -70,8 +70,6 @@ REWARD_OUTCOMES = frozenset({"clicked", "replied", "conversation"})
 """Outcomes (``communication.logged`` / ``billing.action.outcome``) that every channel can report."""
 MIN_EVIDENCE = 50
 """Outcomes a segment must have learned before the chooser orders its fallback channels."""
-DRAWS = 200
-"""Thompson draws behind each probability estimate (standard error at most 0.035)."""
 _SMALL_BALANCE = 500.0
 """Cedar's 'convenience' (small) versus 'affordability' (large) tracks; also POLICY's digital lane."""
 
@@ -84,8 +82,6 @@ class ChannelChooser:
         self.min_evidence = min_evidence
         self._posteriors: dict[str, dict[str, proba.Beta]] = {}
         self._evidence: dict[str, int] = {}
-        self._draws: dict[str, tuple[tuple[tuple[float, float], ...], tuple[tuple[str, ...], ...]]] = {}
-        """Per segment: the posteriors the probability draws were made from, and the draws."""
 
     @staticmethod
     def segment(context: Mapping[str, Any] | None) -> str:
@@ -95,28 +91,16 @@ class ChannelChooser:
         band = "small" if float(context.get("balance") or 0.0) <= _SMALL_BALANCE else "large"
         return f"{preferred}|{band}"
 
-    def _params(self, segment: str) -> tuple[tuple[float, float], ...]:
-        """Beta (alpha, beta) of every channel in `CHANNELS` order; Beta(1, 1) where nothing was learned."""
+    def _params(self, segment: str) -> dict[str, tuple[float, float]]:
+        """Beta (alpha, beta) of every channel; Beta(1, 1) where nothing was learned."""
         arms = self._posteriors.get(segment, {})
-        return tuple((arms[c].alpha, arms[c].beta) if c in arms else (1.0, 1.0) for c in CHANNELS)
+        return {c: (arms[c].alpha, arms[c].beta) if c in arms else (1.0, 1.0) for c in CHANNELS}
 
-    @staticmethod
-    def _draw(rng: random.Random, params: tuple[tuple[float, float], ...]) -> tuple[str, ...]:
-        """One Thompson draw: every channel ordered by a sample of its posterior, best first."""
-        samples = [rng.betavariate(a, b) for a, b in params]
-        return tuple(channel for _, channel in sorted(zip(samples, CHANNELS, strict=True), reverse=True))
-
-    def _probability_draws(self, segment: str) -> tuple[tuple[str, ...], ...]:
-        """`DRAWS` draws from the segment's current posteriors, kept until the segment learns again."""
+    def _ranking(self, segment: str, rng: random.Random) -> ChannelRanking:
         params = self._params(segment)
-        cached = self._draws.get(segment)
-        if cached is not None and cached[0] == params:
-            return cached[1]
-        # A stable seed per segment (crc32, not hash(): hash() changes between processes).
-        rng = random.Random((self.seed * 1_000_003 + zlib.crc32(segment.encode())) % 2**32)
-        draws = tuple(self._draw(rng, params) for _ in range(DRAWS))
-        self._draws[segment] = (params, draws)
-        return draws
+        samples = {c: rng.betavariate(*params[c]) for c in CHANNELS}
+        order = tuple(sorted(CHANNELS, key=samples.__getitem__, reverse=True))
+        return ChannelRanking(order=order, posteriors=params, segment=segment, seed=self.seed)
 
     def rank(self, context: Mapping[str, Any] | None, key: str) -> ChannelRanking | None:
         """This decision's ranking of the channels (``key``: its account and trigger), or ``None`` while
@@ -124,15 +108,15 @@ class ChannelChooser:
         segment = self.segment(context)
         if self._evidence.get(segment, 0) < self.min_evidence:
             return None
-        order = self._draw(random.Random(f"{self.seed}|{key}"), self._params(segment))
-        return ChannelRanking(order=order, draws=self._probability_draws(segment), segment=segment)
+        return self._ranking(segment, random.Random(f"{self.seed}|{key}"))
 
     def probabilities(
         self, permitted: Sequence[str], context: Mapping[str, Any] | None = None
     ) -> dict[str, float]:
         """Each permitted channel's chance of being drawn first among ``permitted`` now (for dashboards)."""
+        # A stable seed per segment (crc32, not hash(): hash() changes between processes).
         segment = self.segment(context)
-        ranking = ChannelRanking(order=CHANNELS, draws=self._probability_draws(segment), segment=segment)
+        ranking = self._ranking(segment, random.Random(zlib.crc32(segment.encode())))
         arms = list(dict.fromkeys(permitted))
         return {arm: ranking.probability(arm, arms) for arm in arms}
 

@@ -24,50 +24,71 @@ and its probability go into the action's explanation (`ChannelChoice.learned`).
 ChannelChoice(channel='email', status='fallback', learned=None)
 >>> choose_channel(state, ("portal", "sms"), load_policy()).channel
 'portal'
->>> draws = (("portal", "email"), ("email", "portal"), ("portal", "sms"))  # further draws, to price it
->>> ranking = ChannelRanking(order=("portal", "sms", "email", "letter"), draws=draws, segment="sms|small")
+>>> posteriors = {"portal": (30.0, 10.0), "email": (10.0, 30.0)}  # portal answered 3 in 4, email 1 in 4
+>>> order = ("portal", "sms", "email", "letter")  # this decision's draw
+>>> ranking = ChannelRanking(order=order, posteriors=posteriors, segment="sms|small")
 >>> choice = choose_channel(state, (), load_policy(), ranking)
 >>> choice.channel, choice.status, choice.learned["probability"]
-('portal', 'fallback', 0.667)
+('portal', 'fallback', 1.0)
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, Literal, NamedTuple
 
 from rules.policy import Policy
 from rules.state import AccountState
 
 ChannelStatus = Literal["preferred", "fallback", "none"]
+PROBABILITY_DRAWS = 200
+"""Draws behind a probability estimate (standard error at most 0.035)."""
 
 
 @dataclass(frozen=True)
 class ChannelRanking:
-    """One decision's channel ranking from the channel chooser: a Thompson draw, and draws to price it.
+    """One decision's channel ranking from the channel chooser: a Thompson draw, and what it was drawn
+    from.
 
-    ``order`` ranks the channels best first for this decision; ``draws`` are further draws from the same
-    posteriors, from which `probability` estimates how likely a channel was to come first.
+    ``order`` ranks the channels best first for this decision; ``posteriors`` are the Beta (alpha, beta)
+    reward posteriors it was drawn from (Beta(1, 1) for a channel absent), from which `probability`
+    estimates how likely a channel was to come first, with its own seeded draws: the same ranking always
+    gives the same estimate.
     """
 
     order: tuple[str, ...]
-    draws: tuple[tuple[str, ...], ...]
+    posteriors: Mapping[str, tuple[float, float]]
     segment: str
+    seed: int = 0
 
     def first(self, candidates: Sequence[str]) -> str:
         """The best of ``candidates`` in this ranking (a channel it does not know comes last)."""
-        return _first(self.order, candidates)
+        return next((c for c in self.order if c in candidates), candidates[0])
 
     def probability(self, channel: str, candidates: Sequence[str]) -> float:
-        """The share of the draws in which ``channel`` comes first among ``candidates``."""
-        if not self.draws:
-            return 1.0 if self.first(candidates) == channel else 0.0
-        return sum(1 for draw in self.draws if _first(draw, candidates) == channel) / len(self.draws)
+        """The share of `PROBABILITY_DRAWS` Thompson draws among ``candidates`` that ``channel`` wins."""
+        arms = tuple(dict.fromkeys(candidates))
+        params = tuple(self.posteriors.get(c, (1.0, 1.0)) for c in arms)
+        shares = _win_shares(self.seed, self.segment, arms, params)
+        return shares[arms.index(channel)] if channel in arms else 0.0
 
 
-def _first(order: Sequence[str], candidates: Sequence[str]) -> str:
-    return next((c for c in order if c in candidates), candidates[0])
+@lru_cache(maxsize=1024)
+def _win_shares(
+    seed: int, segment: str, arms: tuple[str, ...], params: tuple[tuple[float, float], ...]
+) -> tuple[float, ...]:
+    """How often each arm wins a Thompson draw (seeded: the same inputs, the same estimate). Cached, as
+    a batch decides each event twice (templates, then drafts) and a segment's posteriors change only
+    when it learns: about 0.7 ms of CPU for three arms otherwise."""
+    rng = random.Random(f"{seed}|{segment}|{','.join(arms)}")
+    wins = [0] * len(arms)
+    for _ in range(PROBABILITY_DRAWS):
+        samples = [rng.betavariate(a, b) for a, b in params]
+        wins[samples.index(max(samples))] += 1
+    return tuple(w / PROBABILITY_DRAWS for w in wins)
 
 
 class ChannelChoice(NamedTuple):

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from models.channel import ChannelChooser
 from models.store import dumps
 from models.suite import CHECKPOINT_KIND, ModelSuite
@@ -40,13 +42,13 @@ def _state(**patient_data: Any) -> AccountState:
     return AccountState.new("A", "P", "X").model_copy(update={"patient": PatientUpdated(**data)})
 
 
-def _ranking(*order: str) -> ChannelRanking:
-    """A ranking whose draws agree with its order except one in four, which is reversed."""
-    draws = (order, order, order, tuple(reversed(order)))
-    return ChannelRanking(order=order, draws=draws, segment="test")
-
-
-LETTER_FIRST = _ranking("letter", "portal", "sms", "email", "phone")
+LETTER_FIRST = ChannelRanking(
+    order=("letter", "portal", "sms", "email", "phone"),  # this decision's draw
+    posteriors={"letter": (30.0, 10.0)},  # letters answered 3 times in 4; nothing known of the others
+    segment="test",
+)
+LETTER_WINS = 30 * 31 / (40 * 41)
+"""P(letter beats two uniform posteriors) = E[X^2] for X ~ Beta(30, 10)."""
 
 
 def test_the_stated_channel_wins_over_any_ranking() -> None:
@@ -59,14 +61,15 @@ def test_the_ranking_orders_the_permitted_fallbacks_and_says_so() -> None:
     assert choose_channel(state, (), POLICY).channel == "email"  # the policy's order
     choice = choose_channel(state, (), POLICY, LETTER_FIRST)
     assert (choice.channel, choice.status) == ("letter", "fallback")
-    assert choice.learned == {
+    assert choice.learned is not None
+    assert {k: v for k, v in choice.learned.items() if k != "probability"} == {
         "by": "channel_chooser",
         "channel": "letter",
-        "probability": 0.75,  # first in three draws of four among email, portal, letter
         "candidates": ["email", "portal", "letter"],
         "policy_order": "email",
         "segment": "test",
     }
+    assert choice.learned["probability"] == pytest.approx(LETTER_WINS, abs=0.08)  # 200 draws
     # A use case that allows digital channels only: the ranking picks among those.
     assert choose_channel(state, ("email", "portal", "sms"), POLICY, LETTER_FIRST).channel == "portal"
 
@@ -99,7 +102,9 @@ def test_the_decision_uses_and_explains_the_choice_and_is_the_same_every_time() 
     assert "channel_choice" not in _decide(None).explanation.features
     action = _decide(LETTER_FIRST)
     assert action.channel == "letter"
-    assert action.explanation.features["channel_choice"]["probability"] == 0.75
+    choice = action.explanation.features["channel_choice"]
+    assert choice["candidates"] == ["email", "letter"]  # this patient allows e-mail and letters only
+    assert choice["probability"] == pytest.approx(30 / 40, abs=0.08)  # Beta(30, 10) beats a uniform
     assert action.model_dump_json() == _decide(LETTER_FIRST).model_dump_json()
 
 
