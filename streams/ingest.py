@@ -19,9 +19,9 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Protocol, TypeVar
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from inference.drafting import Drafter, DraftOutcome
 from inference.facts import DraftFacts
@@ -44,6 +44,7 @@ from streams.commands import ACCESS_TOPIC, SCAN_TOPIC, AuditRequest, ScanRequest
 from streams.persons import PersonIndex
 
 log = logging.getLogger(__name__)
+_Input = TypeVar("_Input", bound=BaseModel)
 
 INPUT_TOPICS = ("events", "review.decisions", ACCESS_TOPIC, SCAN_TOPIC, "outcomes")
 """The topics (after the prefix) the ingest agent reads; all keyed by account id."""
@@ -299,14 +300,8 @@ class Processor:
         return state
 
     def _scan(self, record: InputRecord, key: str | None, run: _Pass) -> None:
-        try:
-            request = ScanRequest.model_validate_json(record.value)
-        except ValidationError as exc:
-            raise _rejected(exc) from None
-        key = _keyed(key, request.account_id, "account_id")
-        state = run.states.get(key)
-        if state is None:
-            raise Rejected("unknown_account", f"no account {request.account_id!r} on this key", "account_id")
+        request = _parsed(ScanRequest, record)
+        key, state = _known_account(key, request.account_id, run)
         self._catch_up(key, state, request.at, run)
 
     def _score(
@@ -337,23 +332,14 @@ class Processor:
             self.models.decided(key, x, scores, event.time, channel=sent[0].channel, context=context)
 
     def _review(self, record: InputRecord, key: str | None, run: _Pass) -> None:
-        try:
-            decision = ReviewDecision.model_validate_json(record.value)
-        except ValidationError as exc:
-            raise _rejected(exc) from None
-        key = _keyed(key, decision.account_id, "account_id")
-        state = run.states.get(key)
-        if state is None:
-            raise Rejected("unknown_account", f"no account {decision.account_id!r} on this key", "account_id")
+        decision = _parsed(ReviewDecision, record)
+        key, state = _known_account(key, decision.account_id, run)
         others = self._person_contacts(state.practice_id, state.patient_id, key, run)
         reviewed = review_decision(state, decision, self.policy, decision.at, person_contacts=others)
         self._apply(run, key, reviewed, "review")
 
     def _access(self, record: InputRecord, key: str | None, run: _Pass) -> None:
-        try:
-            request = AuditRequest.model_validate_json(record.value)
-        except ValidationError as exc:
-            raise _rejected(exc) from None
+        request = _parsed(AuditRequest, record)
         key = _keyed(key, request.account_id, "account_id")
         details = {"resource": request.resource, **request.details}
         decision = record_access(
@@ -371,10 +357,7 @@ class Processor:
     def _outcome(self, record: InputRecord, key: str | None, run: _Pass) -> None:
         # Sender outcomes are validated and counted; contacts are planned when an action is released,
         # so the frequency windows do not wait for them.
-        try:
-            outcome = ActionOutcome.model_validate_json(record.value)
-        except ValidationError as exc:
-            raise _rejected(exc) from None
+        outcome = _parsed(ActionOutcome, record)
         _keyed(key, outcome.account_id, "account_id")
         if run.final:
             metrics.OUTCOMES.labels(status=outcome.status).inc()
@@ -387,6 +370,23 @@ def _keyed(key: str | None, account_id: str, path: str) -> str:
     if key != account_id:
         raise Rejected("key_mismatch", f"message key {key!r} is not the record's account_id", path)
     return key
+
+
+def _parsed(model: type[_Input], record: InputRecord) -> _Input:
+    """``record``'s value as ``model``, or `Rejected` naming the first invalid field."""
+    try:
+        return model.model_validate_json(record.value)
+    except ValidationError as exc:
+        raise _rejected(exc) from None
+
+
+def _known_account(key: str | None, account_id: str, run: _Pass) -> tuple[str, AccountState]:
+    """The record's account and its state: a command for an account never seen is rejected."""
+    key = _keyed(key, account_id, "account_id")
+    state = run.states.get(key)
+    if state is None:
+        raise Rejected("unknown_account", f"no account {account_id!r} on this key", "account_id")
+    return key, state
 
 
 def _rejected(exc: ValidationError) -> Rejected:
