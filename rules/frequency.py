@@ -24,6 +24,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
+from functools import cached_property
 
 from rules.policy import Policy
 from rules.schedule import DayCap, DayPause, DayRule, local_day
@@ -32,21 +33,42 @@ from rules.state import ContactFact
 
 @dataclass(frozen=True)
 class Ledger:
-    by_channel: dict[str, Counter[date]]
-    conversations: tuple[date, ...]
+    """The contacts that count, by channel and calendar day in the reference zone.
+
+    Counted when first read: every decision builds a ledger (and rebuilds it when its state changes),
+    but only a candidate that reaches the gates reads one, and most daily scans raise none.
+    """
+
+    contacts: tuple[ContactFact, ...]
+    reference_zone: str
+    policy: Policy
 
     @classmethod
     def build(cls, contacts: Iterable[ContactFact], reference_zone: str, policy: Policy) -> Ledger:
-        excluded = set(policy.frequency.excluded_outcomes)
+        return cls(tuple(contacts), reference_zone, policy)
+
+    @cached_property
+    def _counts(self) -> tuple[dict[str, Counter[date]], tuple[date, ...]]:
+        excluded = set(self.policy.frequency.excluded_outcomes)
         by_channel: dict[str, Counter[date]] = {}
         conversations: list[date] = []
-        for contact in contacts:
-            day = local_day(contact.at, reference_zone)
+        for contact in self.contacts:
+            day = local_day(contact.at, self.reference_zone)
             if contact.outcome == "conversation":
                 conversations.append(day)
             if contact.direction == "outbound" and contact.outcome not in excluded:
                 by_channel.setdefault(contact.channel, Counter())[day] += 1
-        return cls(by_channel, tuple(sorted(set(conversations))))
+        return by_channel, tuple(sorted(set(conversations)))
+
+    @property
+    def by_channel(self) -> dict[str, Counter[date]]:
+        """Outbound contacts that count, per channel and day."""
+        return self._counts[0]
+
+    @property
+    def conversations(self) -> tuple[date, ...]:
+        """The days with a conversation (they start the call pause), in order."""
+        return self._counts[1]
 
     def days(self, *channels: str) -> Counter[date]:
         if len(channels) == 1:

@@ -55,18 +55,42 @@ def phone_number_zones(number: str, max_zones: int) -> tuple[str, ...]:
 def candidate_zones(patient: PatientUpdated | None, policy: Policy) -> tuple[str, ...]:
     """Every zone the patient may be in, in the order of the policy's sources, without repeats."""
     quiet = policy.quiet_hours
+    if patient is None:
+        return (quiet.default_timezone,)
+    return _zones(
+        quiet.zone_sources,
+        quiet.max_area_code_zones,
+        quiet.default_timezone,
+        patient.timezone,
+        patient.address.state if patient.address else None,
+        patient.mobile_phone,
+        patient.home_phone,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _zones(
+    sources: tuple[str, ...],
+    max_zones: int,
+    default: str,
+    stated: str | None,
+    address_state: str | None,
+    mobile_phone: str | None,
+    home_phone: str | None,
+) -> tuple[str, ...]:
+    # Keyed by the only patient and policy fields the zones depend on: every decision asks (twice,
+    # with the reference zone), and a patient's details rarely change between two of them.
     found: list[str] = []
-    if patient is not None:
-        for source in quiet.zone_sources:
-            if source == "stated" and patient.timezone:
-                found.append(patient.timezone)
-            elif source == "address_state" and patient.address and patient.address.state:
-                found.extend(state_zones(patient.address.state))
-            elif source == "mobile_phone" and patient.mobile_phone:
-                found.extend(phone_number_zones(patient.mobile_phone, quiet.max_area_code_zones))
-            elif source == "home_phone" and patient.home_phone:
-                found.extend(phone_number_zones(patient.home_phone, quiet.max_area_code_zones))
-    return tuple(dict.fromkeys(found)) or (quiet.default_timezone,)
+    for source in sources:
+        if source == "stated" and stated:
+            found.append(stated)
+        elif source == "address_state" and address_state:
+            found.extend(state_zones(address_state))
+        elif source == "mobile_phone" and mobile_phone:
+            found.extend(phone_number_zones(mobile_phone, max_zones))
+        elif source == "home_phone" and home_phone:
+            found.extend(phone_number_zones(home_phone, max_zones))
+    return tuple(dict.fromkeys(found)) or (default,)
 
 
 def reference_zone(patient: PatientUpdated | None, policy: Policy) -> str:
