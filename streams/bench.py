@@ -44,6 +44,10 @@ from streams.settings import StreamSettings
 from streams.topics import ensure_topics
 from streams.worker_process import WorkerProcess, start_worker
 
+TWO_WORKER_STORE = {BrokerEngine.TANSU.value: {"BILLWISE_STORE": "memory://"}}
+"""On Tansu the scale-out run keeps its tables in memory: when the second worker joins, Faust's recovery
+of the first one's RocksDB table finds a persisted changelog offset above the high watermark Tansu
+reports (162 > 161, `ConsistencyError`) and the worker stops. Apache Kafka does not trip it."""
 PROCESSED_METRICS = (
     "billwise_events_total",
     "billwise_duplicate_events_total",
@@ -57,7 +61,7 @@ class BenchConfig:
     partitions: int = 4
     latency_rate: int = 1_000
     latency_seconds: float = 5.0
-    broker: BrokerEngine = BrokerEngine.TANSU
+    broker: BrokerEngine = BrokerEngine.APACHE
     seed: int = 7
     drafting: bool = True
     stub_latency_s: float = 0.2
@@ -111,15 +115,19 @@ async def _aiokafka_consume(bootstrap: str, topic: str, expected: int) -> float:
         auto_offset_reset="earliest",
     )
     await consumer.start()
-    seen, first = 0, 0.0
+    seen, first, after_first = 0, 0.0, 0
     try:
+        # Batches of the engine's size; the clock starts at the first one, so only what follows counts
+        # (a run that fits one fetch would otherwise divide by almost nothing).
         while seen < expected:
-            batch = await consumer.getmany(timeout_ms=500, max_records=10_000)
+            batch = await consumer.getmany(timeout_ms=500, max_records=500)
             count = sum(len(messages) for messages in batch.values())
             if count and not first:
                 first = time.monotonic()
+            elif count:
+                after_first += count
             seen += count
-        return expected / (time.monotonic() - first)
+        return after_first / max(time.monotonic() - first, 1e-3)
     finally:
         await consumer.stop()
 
@@ -328,7 +336,11 @@ def _two_workers(run: _Run, folder: str, bootstrap: str, expected: int) -> tuple
                     free_port(),
                     log_path=Path(folder) / f"w{n}.log",
                     # one group, but each worker its own RocksDB folder (a folder has one owner)
-                    env={**run.env("bench-two"), "BILLWISE_DATA_DIR": str(Path(folder) / f"bench-two-{n}")},
+                    env={
+                        **run.env("bench-two"),
+                        "BILLWISE_DATA_DIR": str(Path(folder) / f"bench-two-{n}"),
+                        **TWO_WORKER_STORE.get(run.broker, {}),
+                    },
                 )
             )
         return _engine_rate(workers, expected), None

@@ -126,7 +126,7 @@ def bench(
     events: Annotated[int, typer.Option(help="simulated events per throughput run")] = 20_000,
     broker: Annotated[
         BrokerEngine, typer.Option(help="broker to start when KAFKA_BOOTSTRAP_SERVERS is unset")
-    ] = (BrokerEngine.TANSU),
+    ] = (BrokerEngine.APACHE),
     latency_rate: Annotated[int, typer.Option(help="events per second for the latency run")] = 1_000,
     drafting: Annotated[
         bool, typer.Option(help="also run the engine drafting through a slow stub model")
