@@ -127,7 +127,7 @@ class DurableEvaluator:
         with self._lock:
             self._host.fired.clear()
             try:
-                state = self._host.assert_fact(self._name, {**facts, "sid": self.SID})
+                state = self._host.assert_fact(self._name, {**_written_plainly(facts), "sid": self.SID})
             except durable_engine.MessageNotHandledException:
                 # Nothing matched and nothing was stored. Do not delete_state here: in 2.0.28 that
                 # aborts the process (free(): invalid pointer) [measured]; the empty sid is reused.
@@ -147,6 +147,28 @@ class DurableEvaluator:
         """A fresh host after an engine error, so one bad evaluation does not poison the next."""
         self._host = _Host()
         self._host.set_rulesets({self._name: self._definition()})
+
+
+SMALLEST_PLAIN_FLOAT = 1e-4
+"""The smallest magnitude JSON writes without an exponent (``repr(1e-4) == '0.0001'``)."""
+
+
+def _written_plainly(facts: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``facts`` with every float durable-rules can read: it refuses an exponent (error 204 on
+    ``5e-05``, a propensity the model can produce). A magnitude below `SMALLEST_PLAIN_FLOAT` is sent
+    as that bound, which sits on the same side of every policy constant (thresholds are probabilities
+    in tenths, days and dollars, none between 0 and 0.0001).
+
+    >>> _written_plainly({"propensity": 5e-05, "age_days": 40})
+    {'propensity': 0.0001, 'age_days': 40}
+    """
+
+    def tiny(value: Any) -> bool:
+        return type(value) is float and 0 < abs(value) < SMALLEST_PLAIN_FLOAT
+
+    if not any(map(tiny, facts.values())):
+        return facts
+    return {k: math.copysign(SMALLEST_PLAIN_FLOAT, v) if tiny(v) else v for k, v in facts.items()}
 
 
 class RulesEngine:
@@ -236,8 +258,9 @@ def situation_of(compiled: CompiledRuleset) -> Callable[[Mapping[str, Any]], tup
     compared with (between two, or equal to one); strings and booleans only compared for equality keep
     their value when it is one of the constants and are all alike otherwise; fields no rule reads are
     left out. A float that is not finite, or that JSON writes with an exponent (durable-rules 2.0.28
-    refuses ``5e-05`` with error 204), has no situation (None): it is evaluated every time, so the
-    engine decides what it makes of it, as it did before answers were remembered. A condition of
+    refuses ``1e+16``; tiny ones are sent as `SMALLEST_PLAIN_FLOAT`), has no situation (None): it is
+    evaluated every time, so the engine decides what it makes of it, as it did before answers were
+    remembered. A condition of
     another form than the compiler writes (see `rules.evaluator`) leaves every field as it is.
 
     >>> from rules.policy import load_policy

@@ -170,3 +170,11 @@ def test_an_engine_error_is_a_rules_error_and_the_next_evaluation_works() -> Non
     with pytest.raises(RulesEngineError, match="refused a fact"):
         evaluator.fired(facts)  # the identical fact is "already observed"
     assert "G-CEASE" in evaluator.fired(facts)
+
+
+def test_a_tiny_propensity_is_decided_like_any_other_below_the_thresholds() -> None:
+    """A model can score 5e-05; JSON writes it with an exponent, which durable-rules refuses (error 204)."""
+    engine = RulesEngine(compile_usecases(load_policy()))
+    facts = dict(DEFAULT_USECASE_FACTS, trigger="scan", age_days=75, propensity=5e-05, balance_c=50_000)
+    assert engine.fired(facts) == engine.fired(dict(facts, propensity=0.01))
+    assert "UC-BAD-DEBT" in engine.fired(facts)
