@@ -123,7 +123,9 @@ class _Pass:
     drafts: dict[str, DraftOutcome]
     outputs: list[Output] = field(default_factory=list)
     wanted: list[tuple[str, DraftFacts]] = field(default_factory=list)
-    changed: set[str] = field(default_factory=set)
+    changed: dict[str, None] = field(default_factory=dict)
+    """The accounts whose state changed, in the order they first did (a set's order would vary between
+    runs with the hash seed, and with it the order of `billwise decide`'s idle scans)."""
 
 
 class Processor:
@@ -223,10 +225,10 @@ class Processor:
             # never left the producer: writing the same state again puts it on the changelog.
             if decision.state is not None:
                 run.states[account_id] = decision.state
-                run.changed.add(account_id)
+                run.changed[account_id] = None
             return
         run.states[account_id] = decision.state
-        run.changed.add(account_id)
+        run.changed[account_id] = None
         run.outputs.extend(decision.outputs)
         if run.final:
             _count(decision, label)
