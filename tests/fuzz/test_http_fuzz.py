@@ -134,9 +134,10 @@ def test_fuzzed_requests_are_answered_below_500(
 ) -> None:
     try:
         request = client.build_request(method, path, params=query, headers=header, content=body)
-    except (httpx.InvalidURL, UnicodeEncodeError, ValueError):
+        # h11 refuses some headers only when sending (a value of spaces, b' '): no client can send them.
+        response = client.send(request)
+    except (httpx.InvalidURL, httpx.LocalProtocolError, UnicodeEncodeError, ValueError):
         return  # not a request a client can send
-    response = client.send(request)
     _check(response, path)
 
 
