@@ -180,13 +180,8 @@ def _fmt(value: float, unit: str) -> str:
 def _fmt_delta(value: float, unit: str) -> str:
     sign = "+" if value > 0 else "-" if value < 0 else "±"
     magnitude = abs(value)
-    if unit == "$":
-        return f"{sign}${magnitude / 100:,.0f}"
-    if unit == "%":
-        return f"{sign}{magnitude:.1f} pt"
-    if unit in ("days", "contacts"):
-        return f"{sign}{magnitude:,.1f}"
-    return f"{sign}{magnitude:,.0f}"
+    # A difference of two shares is in percentage points, not a percentage.
+    return f"{sign}{magnitude:.1f} pt" if unit == "%" else sign + _fmt(magnitude, unit)
 
 
 def _kinds_total(by_kind: Mapping[str, Mapping[str, int]]) -> list[tuple[str, int]]:
