@@ -24,6 +24,7 @@ engine's measured pitfalls are handled here, once:
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 from bisect import bisect_left
@@ -195,6 +196,7 @@ class RulesEngine:
         self._values = _values_of(tuple(compiled.facts))
         self._types = tuple(compiled.facts.values())
         self._known: dict[tuple[Any, ...], frozenset[str]] = {}
+        self._stand_ins: dict[str, tuple[Any, ...] | None] = {}
 
     def fired(self, facts: Mapping[str, Any]) -> frozenset[str]:
         # Every caller builds facts of exactly the declared types; anything else gets the full check,
@@ -208,6 +210,53 @@ class RulesEngine:
             if situation is not None and len(self._known) < MAX_SITUATIONS:
                 self._known[situation] = known  # concurrent writers write the same answer
         return known
+
+    def may_fire(self, facts: Mapping[str, Any], unknown: str) -> bool:
+        """Whether any rule fires for ``facts`` with some value of the numeric field ``unknown``.
+
+        The rules can only tell a number apart by its side of each constant it is compared with, so one
+        stand-in per side (below the first constant, each constant, between two, above the last) tries
+        every outcome. The daily scan asks this with the propensity unknown, so that an account on which
+        nothing can fire is not scored at all. When the rules are of a form `situation_of` does not
+        understand the answer is True: the caller must then compute the real value.
+
+        >>> from rules.policy import load_policy
+        >>> from rules.compiler import compile_usecases
+        >>> engine = RulesEngine(compile_usecases(load_policy()))
+        >>> engine.may_fire(dict(DEFAULT_USECASE_FACTS, trigger="scan"), "propensity")
+        False
+        >>> overdue = dict(DEFAULT_USECASE_FACTS, trigger="scan", active_account=True, balance_c=9000,
+        ...                age_days=75, days_since_statement=75)
+        >>> engine.may_fire(overdue, "propensity")
+        True
+        """
+        if unknown not in self._stand_ins:
+            self._stand_ins[unknown] = _stand_ins(self.compiled, unknown)
+        stand_ins = self._stand_ins[unknown]
+        if stand_ins is None:
+            return True
+        return any(self.fired({**facts, unknown: value}) for value in stand_ins)
+
+
+def _stand_ins(compiled: CompiledRuleset, name: str) -> tuple[Any, ...] | None:
+    """One value of the numeric field ``name`` on each side of each constant the rules compare it
+    with (see `RulesEngine.may_fire`); None when the rules are not all understood."""
+    found: dict[str, list[tuple[str, Any]]] = {}
+    kind = compiled.facts[name]
+    if kind not in (int, float) or not all(_comparisons(rule.condition, found) for rule in compiled.rules):
+        return None
+    bounds = sorted({constant for _, constant in found.get(name, [])})
+    if not all(type(bound) in (int, float) for bound in bounds):
+        return None
+    if not bounds:
+        return (kind(0),)
+    if kind is int:
+        # Integers: each integral constant and the first integer above each constant (in the gap to
+        # the next constant, or the next constant itself when no integer lies between them).
+        above = {math.floor(bound) + 1 for bound in bounds}
+        return tuple(sorted({math.floor(bounds[0]) - 1, *above, *(int(b) for b in bounds if b == int(b))}))
+    between = [(low + high) / 2 for low, high in itertools.pairwise(bounds)]
+    return tuple(float(value) for value in (bounds[0] - 1, *bounds, *between, bounds[-1] + 1))
 
 
 _ORDERING = frozenset({"$lt", "$lte", "$gt", "$gte"})

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -30,6 +31,7 @@ from rules.candidate import Candidate
 from rules.compiler import RuleSpec, cents
 from rules.context import Context
 from rules.offers import needs_tila_disclosure, plan_options, settlement_offer
+from rules.state import AccountState
 from schemas.actions import RuleOutcome
 from schemas.events import EventData, PaymentPosted, StatementGenerated
 
@@ -58,13 +60,17 @@ def cause_of(event_type: str, event_id: str, data: EventData | None) -> Cause:
     return Cause(EVENT_TRIGGERS.get(event_type, "other"), event_id, event_type, data)
 
 
-def _days_since(day: Any, ctx: Context) -> int:
-    return (ctx.today - day).days if day is not None else -1
+def _days_since(day: date | None, today: date) -> int:
+    return (today - day).days if day is not None else -1
 
 
 def usecase_facts(trigger: Cause, ctx: Context) -> dict[str, Any]:
     """The one fact the use-case ruleset sees: every field, always (unknown ages are -1)."""
-    state = ctx.state
+    return trigger_facts(trigger, ctx.state, ctx.today, ctx.scoring.propensity)
+
+
+def trigger_facts(trigger: Cause, state: AccountState, today: date, propensity: float) -> dict[str, Any]:
+    """`usecase_facts` from its parts, for a caller without a `Context` (`rules.decide.quiet_scan`)."""
     data = trigger.data
     short_pay = Decimal(0)
     if isinstance(data, PaymentPosted) and data.expected_amount is not None:
@@ -74,15 +80,15 @@ def usecase_facts(trigger: Cause, ctx: Context) -> dict[str, Any]:
         "active_account": state.account_status in ("open", "in_collections"),
         "balance_c": cents(state.balance),
         "statement_due_c": cents(data.balance_due) if isinstance(data, StatementGenerated) else 0,
-        "age_days": _days_since(state.oldest_unpaid_service_date, ctx),
+        "age_days": _days_since(state.oldest_unpaid_service_date, today),
         "days_since_statement": _days_since(
-            state.last_statement.statement_date if state.last_statement else None, ctx
+            state.last_statement.statement_date if state.last_statement else None, today
         ),
         "plan_active": bool(state.plan and state.plan.status == "active"),
         "plan_missed": state.plan.missed_payments if state.plan else 0,
         "short_pay_c": cents(short_pay),
         "assistance_status": state.assistance_status or "none",
-        "propensity": float(ctx.scoring.propensity),
+        "propensity": float(propensity),
         "dispute_open": bool(state.open_disputes),
     }
 
@@ -90,7 +96,7 @@ def usecase_facts(trigger: Cause, ctx: Context) -> dict[str, Any]:
 def priority(ctx: Context) -> float:
     """balance x (1 - propensity) x age in days, scaled by the policy (higher = sooner)."""
     state = ctx.state
-    age = max(_days_since(state.oldest_unpaid_service_date, ctx), 1)
+    age = max(_days_since(state.oldest_unpaid_service_date, ctx.today), 1)
     raw = (
         state.balance
         * Decimal(str(1 - ctx.scoring.propensity))

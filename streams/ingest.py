@@ -28,7 +28,7 @@ from inference.facts import DraftFacts
 from models.suite import ModelSuite
 from rules.access import record_access
 from rules.channels import ChannelRanking
-from rules.decide import daily_scan, decide, due_scans, scan_due
+from rules.decide import daily_scan, decide, due_scans, quiet_scan, scan_due
 from rules.facts import apply_event
 from rules.outputs import Decision, Output
 from rules.policy import Policy
@@ -287,16 +287,19 @@ class Processor:
             return state
         others = self._person_contacts(state.practice_id, state.patient_id, key, run)
         for moment in due_scans(state.last_scan_day, now, self.policy):
-            scores, _, ranking = self._score(state, moment, run, moment.isoformat())
-            scan = daily_scan(
-                state,
-                self.policy,
-                moment,
-                scores=scores,
-                person_contacts=others,
-                drafts=run.drafts,
-                channel_ranking=ranking,
-            )
+            # A quiet scan needs no scores: scoring is most of what a scan would cost.
+            scan = quiet_scan(state, self.policy, moment)
+            if scan is None:
+                scores, _, ranking = self._score(state, moment, run, moment.isoformat())
+                scan = daily_scan(
+                    state,
+                    self.policy,
+                    moment,
+                    scores=scores,
+                    person_contacts=others,
+                    drafts=run.drafts,
+                    channel_ranking=ranking,
+                )
             self._apply(run, key, scan, "scan")
             state = scan.state
         return state

@@ -74,3 +74,18 @@ def _outcome(fired: Callable[[dict[str, Any]], Iterable[str]], facts: dict[str, 
         return frozenset(fired(facts))
     except RulesEngineError:
         return "refused"
+
+
+PROPENSITIES = sorted({*(i / 100 for i in range(101)), 0.0001, 0.1999, 0.5999})
+"""Every hundredth from 0 to 1, and values just below the use-case rules' propensity thresholds."""
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_may_fire_is_false_only_when_no_propensity_fires_anything(data: st.DataObject) -> None:
+    """`RulesEngine.may_fire` lets the daily scan skip scoring: it must never say "nothing can fire"
+    about a fact that some propensity makes fire."""
+    facts = data.draw(_facts(RULESETS["usecases"]))
+    engine = ENGINES["usecases"]
+    fires_somewhere = any(engine.fired({**facts, "propensity": p}) for p in PROPENSITIES)
+    assert engine.may_fire(facts, "propensity") or not fires_somewhere, facts

@@ -15,16 +15,19 @@ import pytest
 from inference.client import VllmClient
 from inference.drafting import Drafter
 from inference.stub import StubServer
+from rules.decide import daily_scan
 from rules.examples import communication, patient, plan
-from rules.outputs import Output
-from rules.policy import load_policy
+from rules.outputs import Decision, Output
+from rules.policy import Policy, load_policy
 from rules.state import AccountState
-from schemas.actions import Action
+from schemas.actions import Action, Scores
 from schemas.audit import AuditRecord, verify_chain
 from schemas.deadletter import DeadLetter
 from schemas.events import CanonicalEvent
 from streams import ingest as ingest_module
+from streams.bench import simulated_events
 from streams.ingest import InputRecord, Processor
+from streams.offline import decide_lines
 
 SAMPLE = Path("streams/sample_events.jsonl")
 WHEN = datetime(2026, 3, 1, tzinfo=UTC)
@@ -247,3 +250,29 @@ def test_calls_on_a_persons_other_account_count_towards_the_weekly_limit(same_pe
     [task] = [o.value for o in outputs if isinstance(o.value, Action) and o.value.kind == "staff_task"]
     next_morning = datetime(2026, 3, 18, 8, tzinfo=ZoneInfo("America/New_York"))
     assert (task.not_before == next_morning) is same_person
+
+
+def test_a_quiet_scan_decides_what_the_full_scan_decides_whatever_the_scores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Every scan the worker answers as quiet (without scoring) is checked against `daily_scan` at
+    three very different propensities: same state, no output. The states are a simulated practice's."""
+    real_quiet_scan = ingest_module.quiet_scan
+    checked: list[bool] = []
+
+    def checking_quiet_scan(state: AccountState, policy: Policy, now: datetime) -> Decision | None:
+        quiet = real_quiet_scan(state, policy, now)
+        checked.append(quiet is not None)
+        if quiet is not None:
+            for propensity in (0.001, 0.5, 0.999):
+                scores = Scores(propensity_to_pay=propensity, bad_debt_risk=1 - propensity, model_version="t")
+                full = daily_scan(state, policy, now, scores=scores)
+                assert full.outputs == ()
+                assert full.state.model_dump_json() == quiet.state.model_dump_json()
+        return quiet
+
+    monkeypatch.setattr(ingest_module, "quiet_scan", checking_quiet_scan)
+    lines = [value for _, value in simulated_events(2500, seed=5)]
+    decide_lines(lines, load_policy(), learning=False)
+    assert sum(checked) > len(checked) / 2, f"only {sum(checked)} of {len(checked)} scans were quiet"
+    assert not all(checked), "no scan needed scores: the comparison proves nothing about may_fire"

@@ -178,3 +178,23 @@ def test_a_tiny_propensity_is_decided_like_any_other_below_the_thresholds() -> N
     facts = dict(DEFAULT_USECASE_FACTS, trigger="scan", age_days=75, propensity=5e-05, balance_c=50_000)
     assert engine.fired(facts) == engine.fired(dict(facts, propensity=0.01))
     assert "UC-BAD-DEBT" in engine.fired(facts)
+
+
+def test_may_fire_finds_a_rule_only_a_low_propensity_fires() -> None:
+    """Bad-debt risk (60-90 days, propensity < 0.2) is the one rule this fact can fire: it fires at
+    0.1, not at the prior's 0.5, and `may_fire` must find it without being told the propensity."""
+    engine = engines_for(load_policy()).usecases
+    facts = {
+        **DEFAULT_USECASE_FACTS,
+        "trigger": "scan",
+        "active_account": True,
+        "balance_c": 5000,
+        "age_days": 75,
+        "days_since_statement": 10,
+        "plan_active": True,
+        "assistance_status": "approved",
+    }
+    assert engine.fired({**facts, "propensity": 0.5}) == frozenset()
+    assert engine.fired({**facts, "propensity": 0.1}) == {"UC-BAD-DEBT"}
+    assert engine.may_fire(facts, "propensity")
+    assert not engine.may_fire({**facts, "age_days": 95}, "propensity")
