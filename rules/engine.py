@@ -175,7 +175,7 @@ def _written_plainly(facts: Mapping[str, Any]) -> Mapping[str, Any]:
 class RulesEngine:
     """A compiled ruleset and an evaluator for it; `fired` validates the fact first.
 
-    Answers are remembered by the fact's *situation* (`situation_of`): for every field the rules read,
+    Answers are remembered by the fact's *situation* (`Situations`): for every field the rules read,
     which side of each of their constants the value falls on. Two facts in the same situation make
     every comparison in every rule come out the same, so they fire the same rules, and only the first
     is evaluated. An evaluation is a pure function of one fact (the ruleset never changes after
@@ -192,11 +192,12 @@ class RulesEngine:
         self._evaluator: _Evaluator = (
             DurableEvaluator(compiled) if backend == "durable" else PythonEvaluator(compiled)
         )
-        self._situation = situation_of(compiled)
+        self._situation = Situations(compiled)
         self._values = _values_of(tuple(compiled.facts))
         self._types = tuple(compiled.facts.values())
         self._known: dict[tuple[Any, ...], frozenset[str]] = {}
         self._stand_ins: dict[str, tuple[Any, ...] | None] = {}
+        self._may_fire: dict[tuple[str, tuple[Any, ...]], bool] = {}
 
     def fired(self, facts: Mapping[str, Any]) -> frozenset[str]:
         # Every caller builds facts of exactly the declared types; anything else gets the full check,
@@ -217,7 +218,7 @@ class RulesEngine:
         The rules can only tell a number apart by its side of each constant it is compared with, so one
         stand-in per side (below the first constant, each constant, between two, above the last) tries
         every outcome. The daily scan asks this with the propensity unknown, so that an account on which
-        nothing can fire is not scored at all. When the rules are of a form `situation_of` does not
+        nothing can fire is not scored at all. When the rules are of a form `Situations` does not
         understand the answer is True: the caller must then compute the real value.
 
         >>> from rules.policy import load_policy
@@ -235,7 +236,18 @@ class RulesEngine:
         stand_ins = self._stand_ins[unknown]
         if stand_ins is None:
             return True
-        return any(self.fired({**facts, unknown: value}) for value in stand_ins)
+        # The answer depends on the situation of every other field only: remembered by that.
+        situation = self._situation(facts) if unknown in self._situation.fields else None
+        if situation is None:
+            return any(self.fired({**facts, unknown: value}) for value in stand_ins)
+        i = self._situation.fields.index(unknown)
+        key = (unknown, situation[:i] + situation[i + 1 :])
+        answer = self._may_fire.get(key)
+        if answer is None:
+            answer = any(self.fired({**facts, unknown: value}) for value in stand_ins)
+            if len(self._may_fire) < MAX_SITUATIONS:
+                self._may_fire[key] = answer
+        return answer
 
 
 def _stand_ins(compiled: CompiledRuleset, name: str) -> tuple[Any, ...] | None:
@@ -301,7 +313,7 @@ def _side(kind: type, uses: list[tuple[str, Any]]) -> Callable[[Any], Any] | Non
     return None
 
 
-def situation_of(compiled: CompiledRuleset) -> Callable[[Mapping[str, Any]], tuple[Any, ...] | None]:
+class Situations:
     """The function from a (checked) fact to its situation: the value of every field the rules read,
     reduced to what the rules can tell apart. Numbers become their rank among the constants they are
     compared with (between two, or equal to one); strings and booleans only compared for equality keep
@@ -309,38 +321,45 @@ def situation_of(compiled: CompiledRuleset) -> Callable[[Mapping[str, Any]], tup
     left out. A float that is not finite, or that JSON writes with an exponent (durable-rules 2.0.28
     refuses ``1e+16``; tiny ones are sent as `SMALLEST_PLAIN_FLOAT`), has no situation (None): it is
     evaluated every time, so the engine decides what it makes of it, as it did before answers were
-    remembered. A condition of
-    another form than the compiler writes (see `rules.evaluator`) leaves every field as it is.
+    remembered. A condition of another form than the compiler writes (see `rules.evaluator`) leaves
+    every field as it is.
 
     >>> from rules.policy import load_policy
     >>> from rules.compiler import compile_usecases
-    >>> situation = situation_of(compile_usecases(load_policy()))
+    >>> situation = Situations(compile_usecases(load_policy()))
     >>> facts = dict(DEFAULT_USECASE_FACTS, trigger="scan", age_days=40, propensity=0.31)
     >>> situation(facts) == situation(dict(facts, age_days=41, propensity=0.32))
     True
     >>> situation(facts) == situation(dict(facts, age_days=400))
     False
     """
-    found: dict[str, list[tuple[str, Any]]] = {}
-    understood = all(_comparisons(rule.condition, found) for rule in compiled.rules)
-    fields = [name for name in compiled.facts if not understood or name in found]
-    sides = [_side(compiled.facts[name], found[name]) if understood else None for name in fields]
-    floats = [name for name in fields if compiled.facts[name] is float]
-    values = _values_of(tuple(fields))
-    parts = list(enumerate(sides))
 
-    def situation(facts: Mapping[str, Any]) -> tuple[Any, ...] | None:
-        if not all(_plain(facts[name]) for name in floats):
+    def __init__(self, compiled: CompiledRuleset) -> None:
+        found: dict[str, list[tuple[str, Any]]] = {}
+        understood = all(_comparisons(rule.condition, found) for rule in compiled.rules)
+        self.fields = tuple(name for name in compiled.facts if not understood or name in found)
+        """The fields a situation is made of, in its order."""
+        sides = [_side(compiled.facts[name], found[name]) if understood else None for name in self.fields]
+        self._floats = [name for name in self.fields if compiled.facts[name] is float]
+        self._values = _values_of(self.fields)
+        self._parts = list(enumerate(sides))
+
+    def __call__(self, facts: Mapping[str, Any]) -> tuple[Any, ...] | None:
+        if not all(_plain(facts[name]) for name in self._floats):
             return None
-        row = values(facts)
-        return tuple(row[i] if side is None else side(row[i]) for i, side in parts)
-
-    return situation
+        row = self._values(facts)
+        return tuple(row[i] if side is None else side(row[i]) for i, side in self._parts)
 
 
 def _plain(number: float) -> bool:
-    """Whether JSON writes ``number`` as a plain decimal (`json` writes a float as its ``repr``)."""
-    return math.isfinite(number) and "e" not in repr(number)
+    """Whether JSON writes ``number`` as a plain decimal: `json` writes a float as its ``repr``, which
+    has an exponent below 1e-4 or from 1e16 on (and NaN and infinities are not numbers in JSON).
+
+    >>> [_plain(x) for x in (0.0, 0.0001, 5e-05, 9999999999999998.0, 1e16, float("nan"))]
+    [True, True, False, True, False, False]
+    """
+    magnitude = abs(number)
+    return magnitude == 0 or SMALLEST_PLAIN_FLOAT <= magnitude < 1e16
 
 
 def _values_of(fields: tuple[str, ...]) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
