@@ -49,7 +49,8 @@ True
 
 from __future__ import annotations
 
-from collections.abc import MutableMapping
+import heapq
+from collections.abc import Iterable, MutableMapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -59,6 +60,7 @@ __all__ = [
     "MAX_SNAPSHOTS",
     "Label",
     "SnapshotStore",
+    "SweepQueue",
     "backlog",
     "expire",
     "held",
@@ -192,15 +194,22 @@ def on_payment(
     return labels
 
 
-def expire(store: SnapshotStore, now: datetime, *, window: timedelta = LABEL_WINDOW) -> list[Label]:
+def expire(
+    store: SnapshotStore,
+    now: datetime,
+    *,
+    window: timedelta = LABEL_WINDOW,
+    accounts: Iterable[str] | None = None,
+) -> list[Label]:
     """Labels for every snapshot whose window closed by ``now`` (run it from a per-worker timer):
     negatives, and the positives a held payment marked.
 
+    ``accounts``: the only accounts to look at (a `SweepQueue`'s ``due``); all of them when absent.
     On a Faust table this sees only the partitions the worker owns, which is what each worker needs.
     """
     cutoff = _epoch(now) - window.total_seconds()
     labels: list[Label] = []
-    for account_id in list(store.keys()):
+    for account_id in list(store.keys()) if accounts is None else accounts:
         snaps = store.get(account_id) or []
         if not snaps or snaps[0]["at"] > cutoff:  # snapshots are in time order
             continue
@@ -208,6 +217,49 @@ def expire(store: SnapshotStore, now: datetime, *, window: timedelta = LABEL_WIN
         labels.extend(_settled(account_id, snap, now) for snap in snaps if snap["at"] <= cutoff)
         _put(store, account_id, keep)
     return labels
+
+
+class SweepQueue:
+    """A store's snapshots by the time they were taken, so that `expire` visits only the accounts with
+    a window that has closed.
+
+    A sweep of every account costs O(accounts); the worker sweeps as stream time advances, i.e. after
+    every event, which made label expiry the largest single cost of a 20,000-event run (12 s of 143 s
+    profiled). Every kept snapshot is pushed once (`push`, after `on_decision` kept one); entries of
+    snapshots a payment has settled meanwhile are simply found with nothing to do.
+
+    >>> from datetime import UTC, datetime, timedelta
+    >>> store, queue = {}, SweepQueue()
+    >>> t0 = datetime(2026, 3, 1, tzinfo=UTC)
+    >>> for account_id, day in (("B", 0), ("A", 2)):
+    ...     if on_decision(store, account_id, {}, t0 + timedelta(days=day)):
+    ...         queue.push(account_id, t0 + timedelta(days=day))
+    >>> def sweep(day):
+    ...     now = t0 + timedelta(days=day)
+    ...     return [label.account_id for label in expire(store, now, accounts=queue.due(now))]
+    >>> sweep(31), sweep(31.5), sweep(32)
+    (['B'], [], ['A'])
+    """
+
+    def __init__(self, store: SnapshotStore | None = None, window: timedelta = LABEL_WINDOW) -> None:
+        self.window = window
+        self._heap = [
+            (snap["at"], account_id) for account_id, snaps in (store or {}).items() for snap in snaps
+        ]
+        heapq.heapify(self._heap)
+
+    def push(self, account_id: str, at: datetime) -> None:
+        """A snapshot of ``account_id`` taken at ``at`` was kept."""
+        heapq.heappush(self._heap, (_epoch(at), account_id))
+
+    def due(self, now: datetime) -> list[str]:
+        """The accounts with a snapshot whose window closed by ``now``, oldest first, each once; they
+        leave the queue (pass them to `expire` at the same ``now``)."""
+        cutoff = _epoch(now) - self.window.total_seconds()
+        due: dict[str, None] = {}
+        while self._heap and self._heap[0][0] <= cutoff:
+            due[heapq.heappop(self._heap)[1]] = None
+        return list(due)
 
 
 def held(store: SnapshotStore) -> list[Label]:

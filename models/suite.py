@@ -53,12 +53,12 @@ workers. In a scaled-out deployment that means:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from models.channel import REWARD_OUTCOMES, REWARD_WINDOW, ChannelChooser
 from models.features import features
-from models.labels import Label, expire, on_decision, on_payment
+from models.labels import LABEL_WINDOW, Label, SweepQueue, expire, on_decision, on_payment
 from models.monitoring import ModelMonitor
 from models.propensity import PropensityModel
 from models.risk import RISK_WINDOW, RiskModel
@@ -87,6 +87,8 @@ class ModelSuite:
         self.snapshots: dict[str, Any] = {}
         self.risk_snapshots: dict[str, Any] = {}
         self.channel_snapshots: dict[str, Any] = {}
+        self._queues: dict[str, SweepQueue] = {}
+        self._index_snapshots()
         self.monitor = ModelMonitor("propensity") if monitored else None
 
     def score(self, state: AccountState, now: datetime) -> tuple[Scores, dict[str, float]]:
@@ -135,10 +137,17 @@ class ModelSuite:
         """
         if not self.learning:
             return
-        on_decision(self.snapshots, account_id, x, at, p=scores.propensity_to_pay)
-        on_decision(self.risk_snapshots, account_id, x, at, p=scores.bad_debt_risk)
-        if channel is not None:
-            on_decision(self.channel_snapshots, account_id, {}, at, meta=self.chooser.meta(channel, context))
+        kept = {
+            "propensity": on_decision(self.snapshots, account_id, x, at, p=scores.propensity_to_pay),
+            "risk": on_decision(self.risk_snapshots, account_id, x, at, p=scores.bad_debt_risk),
+            "channel": channel is not None
+            and on_decision(
+                self.channel_snapshots, account_id, {}, at, meta=self.chooser.meta(channel, context)
+            ),
+        }
+        for name, was_kept in kept.items():
+            if was_kept:
+                self._queues[name].push(account_id, at)
 
     def outcome(self, account_id: str, status: str, at: datetime) -> None:
         """A sender's or the platform's report on a message: clicks, replies and conversations reward the
@@ -161,8 +170,24 @@ class ModelSuite:
 
     def tick(self, now: datetime) -> None:
         """Windows that closed by ``now`` become negatives (called as stream time advances)."""
-        self._learn(expire(self.snapshots, now), expire(self.risk_snapshots, now, window=RISK_WINDOW))
-        self._reward(expire(self.channel_snapshots, now, window=REWARD_WINDOW))
+        self._learn(self._expire("propensity", now), self._expire("risk", now))
+        self._reward(self._expire("channel", now))
+
+    def _stores(self) -> dict[str, tuple[dict[str, Any], timedelta]]:
+        """Each model's open snapshots and its label window."""
+        return {
+            "propensity": (self.snapshots, LABEL_WINDOW),
+            "risk": (self.risk_snapshots, RISK_WINDOW),
+            "channel": (self.channel_snapshots, REWARD_WINDOW),
+        }
+
+    def _index_snapshots(self) -> None:
+        """Sweep queues over the snapshot stores as they are (new, or restored from a checkpoint)."""
+        self._queues = {name: SweepQueue(store, window) for name, (store, window) in self._stores().items()}
+
+    def _expire(self, name: str, now: datetime) -> list[Label]:
+        store, window = self._stores()[name]
+        return expire(store, now, window=window, accounts=self._queues[name].due(now))
 
     def _learn(self, labels: list[Label], risk_labels: list[Label]) -> None:
         for label in labels:
@@ -202,4 +227,5 @@ class ModelSuite:
         suite.snapshots = saved["snapshots"]
         suite.risk_snapshots = saved["risk_snapshots"]
         suite.channel_snapshots = saved.get("channel_snapshots", {})
+        suite._index_snapshots()
         return suite
