@@ -39,12 +39,9 @@ def test_demo_end_to_end(kafka_bootstrap: str, tmp_path: Path, monkeypatch: pyte
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka_bootstrap)
     report = tmp_path / "report.html"
     console = Console(record=True, width=160)
-    started = time.monotonic()
     code = run_demo(PATIENTS, DAYS, SEED, report, console=console)
-    elapsed = time.monotonic() - started
     text = console.export_text()
     assert code == 0, text
-    assert elapsed < 120, f"the small demo took {elapsed:.0f} s"
 
     # The terminal report: the notice, the KPI table for both policies, the metrics URL.
     assert "Everything in this report is simulated" in " ".join(text.split())
