@@ -50,8 +50,6 @@ True
 
 from __future__ import annotations
 
-import random
-import zlib
 from collections.abc import Mapping, Sequence
 from datetime import timedelta
 from typing import Any
@@ -96,11 +94,8 @@ class ChannelChooser:
         arms = self._posteriors.get(segment, {})
         return {c: (arms[c].alpha, arms[c].beta) if c in arms else (1.0, 1.0) for c in CHANNELS}
 
-    def _ranking(self, segment: str, rng: random.Random) -> ChannelRanking:
-        params = self._params(segment)
-        samples = {c: rng.betavariate(*params[c]) for c in CHANNELS}
-        order = tuple(sorted(CHANNELS, key=samples.__getitem__, reverse=True))
-        return ChannelRanking(order=order, posteriors=params, segment=segment, seed=self.seed)
+    def _ranking(self, segment: str, key: str) -> ChannelRanking:
+        return ChannelRanking(posteriors=self._params(segment), segment=segment, seed=self.seed, key=key)
 
     def rank(self, context: Mapping[str, Any] | None, key: str) -> ChannelRanking | None:
         """This decision's ranking of the channels (``key``: its account and trigger), or ``None`` while
@@ -108,15 +103,14 @@ class ChannelChooser:
         segment = self.segment(context)
         if self._evidence.get(segment, 0) < self.min_evidence:
             return None
-        return self._ranking(segment, random.Random(f"{self.seed}|{key}"))
+        return self._ranking(segment, key)
 
     def probabilities(
         self, permitted: Sequence[str], context: Mapping[str, Any] | None = None
     ) -> dict[str, float]:
         """Each permitted channel's chance of being drawn first among ``permitted`` now (for dashboards)."""
-        # A stable seed per segment (crc32, not hash(): hash() changes between processes).
         segment = self.segment(context)
-        ranking = self._ranking(segment, random.Random(zlib.crc32(segment.encode())))
+        ranking = self._ranking(segment, key=f"segment|{segment}")  # seeded by the segment: stable
         arms = list(dict.fromkeys(permitted))
         return {arm: ranking.probability(arm, arms) for arm in arms}
 

@@ -43,7 +43,7 @@ def _state(**patient_data: Any) -> AccountState:
 
 
 LETTER_FIRST = ChannelRanking(
-    order=("letter", "portal", "sms", "email", "phone"),  # this decision's draw
+    given_order=("letter", "portal", "sms", "email", "phone"),  # this decision's draw
     posteriors={"letter": (30.0, 10.0)},  # letters answered 3 times in 4; nothing known of the others
     segment="test",
 )
