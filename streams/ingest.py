@@ -28,7 +28,7 @@ from inference.facts import DraftFacts
 from models.suite import ModelSuite
 from rules.access import record_access
 from rules.channels import ChannelRanking
-from rules.decide import daily_scan, decide, due_scans, quiet_scan, scan_due
+from rules.decide import daily_scan, decide, due_scans, quiet_scans, scan_due
 from rules.facts import apply_event
 from rules.outputs import Decision, Output
 from rules.policy import Policy
@@ -212,7 +212,9 @@ class Processor:
                     run.outputs.append(dead_letter(record, "decision_error", f"{type(exc).__name__}: {exc}"))
         return run
 
-    def _apply(self, run: _Pass, account_id: str, decision: Decision, label: str) -> None:
+    def _apply(self, run: _Pass, account_id: str, decision: Decision, label: str, *, scans: int = 1) -> None:
+        """Take a decision's state and outputs into the pass (``scans``: how many quiet daily scans a
+        scan decision stands for)."""
         run.wanted.extend(decision.draft_requests)
         if decision.duplicate:
             if run.final:
@@ -231,7 +233,7 @@ class Processor:
         run.changed[account_id] = None
         run.outputs.extend(decision.outputs)
         if run.final:
-            _count(decision, label)
+            _count(decision, label, scans)
 
     # -- handlers ---------------------------------------------------------------------------------
 
@@ -286,20 +288,25 @@ class Processor:
         if not scan_due(state.last_scan_day, now, self.policy):
             return state
         others = self._person_contacts(state.practice_id, state.patient_id, key, run)
-        for moment in due_scans(state.last_scan_day, now, self.policy):
-            # A quiet scan needs no scores: scoring is most of what a scan would cost.
-            scan = quiet_scan(state, self.policy, moment)
-            if scan is None:
-                scores, _, ranking = self._score(state, moment, run, moment.isoformat())
-                scan = daily_scan(
-                    state,
-                    self.policy,
-                    moment,
-                    scores=scores,
-                    person_contacts=others,
-                    drafts=run.drafts,
-                    channel_ranking=ranking,
-                )
+        moments = due_scans(state.last_scan_day, now, self.policy)
+        while moments:
+            # Quiet scans need no scores (scoring is most of what a scan costs) and no Session.
+            quiet, state = quiet_scans(state, self.policy, moments)
+            if quiet:
+                self._apply(run, key, Decision(state=state, outputs=()), "scan", scans=quiet)
+                moments = moments[quiet:]
+                continue
+            moment, moments = moments[0], moments[1:]
+            scores, _, ranking = self._score(state, moment, run, moment.isoformat())
+            scan = daily_scan(
+                state,
+                self.policy,
+                moment,
+                scores=scores,
+                person_contacts=others,
+                drafts=run.drafts,
+                channel_ranking=ranking,
+            )
             self._apply(run, key, scan, "scan")
             state = scan.state
         return state
@@ -401,9 +408,9 @@ def _rejected(exc: ValidationError) -> Rejected:
     return Rejected(kind, f"{path}: {error['msg']}" if path else error["msg"], path or None)
 
 
-def _count(decision: Decision, label: str) -> None:
+def _count(decision: Decision, label: str, scans: int) -> None:
     if label == "scan":
-        metrics.DAILY_SCANS.labels(result="run").inc()
+        metrics.DAILY_SCANS.labels(result="run").inc(scans)
     else:
         metrics.EVENTS_IN.labels(type=label).inc()
     for output in decision.outputs:
