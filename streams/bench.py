@@ -40,6 +40,7 @@ from inference.bench import bench_drafting
 from models.simulator import DEFAULT_START, Practice
 from rules.bench import gate_benchmark
 from streams.brokers import BrokerEngine, free_port, start_broker
+from streams.commands import SCAN_TOPIC, ScanRequest
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
 from streams.worker_process import WorkerProcess, start_worker
@@ -67,6 +68,10 @@ class BenchConfig:
     stub_latency_s: float = 0.2
 
 
+LAG_INTERVAL_S = 0.5
+"""How often the benchmark's workers refresh their consumer-lag gauge (`_wait_consumed` reads it)."""
+
+
 @dataclass
 class _Run:
     """One benchmark run's broker, scratch folder and topic prefix."""
@@ -85,6 +90,7 @@ class _Run:
             # Events per second of canonical events: the simulated days pass in seconds here, and a
             # daily scan of every account per simulated day is not the once-a-day pass of production.
             "BILLWISE_SCAN_CLOCK": "off",
+            "BILLWISE_LAG_INTERVAL_S": str(LAG_INTERVAL_S),
         }
 
 
@@ -193,6 +199,45 @@ def _engine_rate(workers: list[WorkerProcess], expected: int, timeout_s: float =
     raise TimeoutError(f"the engine processed fewer than {expected} events in {timeout_s:.0f} s")
 
 
+async def _request_scans(run: _Run, accounts: list[str]) -> None:
+    """The daily scan of every account up to the latency run's day, as the worker's timer sends it at
+    midnight in production. The benchmark's worker runs without the timer (simulated days pass in
+    seconds), so without this each latency statement would first catch up a month of its account's
+    scans: the latency of a backlog, not of an event."""
+    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=5)
+    await producer.start()
+    try:
+        topic = run.settings.topic(SCAN_TOPIC)
+        sent = [
+            await producer.send(
+                topic,
+                key=account.encode(),
+                value=ScanRequest(account_id=account, at=LATENCY_DAY).model_dump_json().encode(),
+            )
+            for account in accounts
+        ]
+        await asyncio.gather(*sent)
+    finally:
+        await producer.stop()
+
+
+def _wait_consumed(worker: WorkerProcess, topic: str, timeout_s: float = 600) -> None:
+    """Wait until the worker's consumer lag on ``topic`` is zero (its lag gauge; see `streams.lag`)."""
+    time.sleep(2 * LAG_INTERVAL_S)  # the gauge must have seen the new records first
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = httpx.get(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=30).text
+        lags = [
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith("billwise_consumer_lag_messages{") and f'topic="{topic}"' in line
+        ]
+        if lags and sum(lags) == 0:
+            return
+        time.sleep(LAG_INTERVAL_S)
+    raise TimeoutError(f"the worker did not consume {topic} within {timeout_s:.0f} s")
+
+
 async def _latency(run: _Run, accounts: list[str], rate: int, seconds: float) -> list[float]:
     """Send statements at ``rate``/s; latency is send to first output record for that event."""
     topics = [run.settings.topic(name) for name in ("actions", "review", "audit")]
@@ -244,9 +289,14 @@ async def _latency(run: _Run, accounts: list[str], rate: int, seconds: float) ->
     return [latency * 1000 for latency in latencies.values()]
 
 
+LATENCY_DAY = DEFAULT_START + timedelta(days=200)
+"""When the latency run's statements are dated (after the simulated events; one scan day: they span at
+most a few thousand seconds from 20:00 New York time)."""
+
+
 def _statement(account: str, index: int) -> dict[str, Any]:
     """A statement for an account the simulator created, dated after its events."""
-    when = DEFAULT_START + timedelta(days=200, seconds=index)
+    when = LATENCY_DAY + timedelta(seconds=index)
     return {
         "specversion": "1.0",
         "id": f"bench-latency-{index}",
@@ -300,6 +350,8 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
         log = Path(folder) / "engine.log"
         with start_worker(bootstrap, free_port(), log_path=log, env=run.env("bench-engine")) as worker:
             engine = _engine_rate([worker], len(records))
+            asyncio.run(_request_scans(run, accounts))
+            _wait_consumed(worker, settings.topic(SCAN_TOPIC))
             latencies = asyncio.run(_latency(run, accounts, config.latency_rate, config.latency_seconds))
 
         drafting_rate = (
