@@ -41,6 +41,7 @@ from models.simulator import DEFAULT_START, Practice
 from rules.bench import gate_benchmark
 from streams.brokers import BrokerEngine, free_port, start_broker
 from streams.commands import SCAN_TOPIC, ScanRequest
+from streams.progress import progress
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
 from streams.worker_process import WorkerProcess, start_worker
@@ -68,10 +69,6 @@ class BenchConfig:
     stub_latency_s: float = 0.2
 
 
-LAG_INTERVAL_S = 0.5
-"""How often the benchmark's workers refresh their consumer-lag gauge (`_wait_consumed` reads it)."""
-
-
 @dataclass
 class _Run:
     """One benchmark run's broker, scratch folder and topic prefix."""
@@ -90,7 +87,6 @@ class _Run:
             # Events per second of canonical events: the simulated days pass in seconds here, and a
             # daily scan of every account per simulated day is not the once-a-day pass of production.
             "BILLWISE_SCAN_CLOCK": "off",
-            "BILLWISE_LAG_INTERVAL_S": str(LAG_INTERVAL_S),
         }
 
 
@@ -221,21 +217,13 @@ async def _request_scans(run: _Run, accounts: list[str]) -> None:
         await producer.stop()
 
 
-def _wait_consumed(worker: WorkerProcess, topic: str, timeout_s: float = 600) -> None:
-    """Wait until the worker's consumer lag on ``topic`` is zero (its lag gauge; see `streams.lag`)."""
-    time.sleep(2 * LAG_INTERVAL_S)  # the gauge must have seen the new records first
+def _wait_consumed(run: _Run, group: str, topic: str, timeout_s: float = 600) -> None:
+    """Wait until the consumer group ``group`` has committed everything on ``topic``."""
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        text = httpx.get(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=30).text
-        lags = [
-            float(line.rsplit(" ", 1)[1])
-            for line in text.splitlines()
-            if line.startswith("billwise_consumer_lag_messages{") and f'topic="{topic}"' in line
-        ]
-        if lags and sum(lags) == 0:
-            return
-        time.sleep(LAG_INTERVAL_S)
-    raise TimeoutError(f"the worker did not consume {topic} within {timeout_s:.0f} s")
+    while not progress(run.bootstrap, group, topic).done:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{group} did not consume {topic} within {timeout_s:.0f} s")
+        time.sleep(0.5)
 
 
 async def _latency(run: _Run, accounts: list[str], rate: int, seconds: float) -> list[float]:
@@ -348,10 +336,11 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
         faust_only = _faust_consume_only(run, len(records))
 
         log = Path(folder) / "engine.log"
-        with start_worker(bootstrap, free_port(), log_path=log, env=run.env("bench-engine")) as worker:
+        engine_app = "bench-engine"
+        with start_worker(bootstrap, free_port(), log_path=log, env=run.env(engine_app)) as worker:
             engine = _engine_rate([worker], len(records))
             asyncio.run(_request_scans(run, accounts))
-            _wait_consumed(worker, settings.topic(SCAN_TOPIC))
+            _wait_consumed(run, engine_app, settings.topic(SCAN_TOPIC))
             latencies = asyncio.run(_latency(run, accounts, config.latency_rate, config.latency_seconds))
 
         drafting_rate = (

@@ -28,7 +28,8 @@ from typing import Any
 
 from models.simulator import Practice
 from rules import state as state_module
-from tests.faults.harness import CrashableWorker, final_states, keyed, produce, progress, rss_kib
+from streams.progress import progress
+from tests.faults.harness import CrashableWorker, final_states, keyed, produce, rss_kib
 
 RSS_GROWTH_LIMIT = 1.5
 """End RSS may be at most this multiple of the warm RSS (plus `RSS_SLACK_KIB` for allocator noise)."""
