@@ -49,7 +49,8 @@ def test_round_trip_restores_the_exact_text() -> None:
 
 @pytest.mark.parametrize("fragment", IDENTIFYING)
 def test_nothing_identifying_survives(fragment: str) -> None:
-    scrubbed = make().scrub(TEXT)
+    # The tokens are random hex: "[ADDR_5BA4157B]" may contain "415" by chance, so look beside them.
+    scrubbed = TOKEN_RE.sub("[TOKEN]", make().scrub(TEXT))
     assert fragment.lower() not in scrubbed.lower()
 
 
@@ -85,7 +86,8 @@ def test_spanish_dates_and_street_names() -> None:
     tokeniser = PhiTokeniser()
     text = "Nació el 4 de diciembre de 1961 y vive en Calle Mayor 12."
     scrubbed = tokeniser.scrub(text)
-    assert "1961" not in scrubbed and "Mayor 12" not in scrubbed
+    beside_tokens = TOKEN_RE.sub("[TOKEN]", scrubbed)  # a random hex token may hold "1961" by chance
+    assert "1961" not in beside_tokens and "Mayor 12" not in beside_tokens
     assert tokeniser.restore(scrubbed) == text
 
 
