@@ -195,26 +195,15 @@ def _engine_rate(workers: list[WorkerProcess], expected: int, timeout_s: float =
     raise TimeoutError(f"the engine processed fewer than {expected} events in {timeout_s:.0f} s")
 
 
-async def _request_scans(run: _Run, accounts: list[str]) -> None:
+def _scan_requests(accounts: list[str]) -> list[tuple[bytes, bytes]]:
     """The daily scan of every account up to the latency run's day, as the worker's timer sends it at
     midnight in production. The benchmark's worker runs without the timer (simulated days pass in
     seconds), so without this each latency statement would first catch up a month of its account's
     scans: the latency of a backlog, not of an event."""
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=5)
-    await producer.start()
-    try:
-        topic = run.settings.topic(SCAN_TOPIC)
-        sent = [
-            await producer.send(
-                topic,
-                key=account.encode(),
-                value=ScanRequest(account_id=account, at=LATENCY_DAY).model_dump_json().encode(),
-            )
-            for account in accounts
-        ]
-        await asyncio.gather(*sent)
-    finally:
-        await producer.stop()
+    return [
+        (account.encode(), ScanRequest(account_id=account, at=LATENCY_DAY).model_dump_json().encode())
+        for account in accounts
+    ]
 
 
 def _wait_consumed(run: _Run, group: str, topic: str, timeout_s: float = 600) -> None:
@@ -339,7 +328,7 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
         engine_app = "bench-engine"
         with start_worker(bootstrap, free_port(), log_path=log, env=run.env(engine_app)) as worker:
             engine = _engine_rate([worker], len(records))
-            asyncio.run(_request_scans(run, accounts))
+            asyncio.run(_produce(bootstrap, settings.topic(SCAN_TOPIC), _scan_requests(accounts)))
             _wait_consumed(run, engine_app, settings.topic(SCAN_TOPIC))
             latencies = asyncio.run(_latency(run, accounts, config.latency_rate, config.latency_seconds))
 
