@@ -34,6 +34,12 @@ class StreamSettings(BaseSettings):
     rocksdb_block_cache_mib: int = Field(
         default=16, ge=1, description="RocksDB read cache per table partition"
     )
+    parsed_state_cache_mib: int = Field(
+        default=32,
+        ge=0,
+        description="memory for account states kept parsed between batches, about a thousand accounts of "
+        "6 KB (0: parse every read)",
+    )
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     users_file: Path | None = None
