@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
+from typing import TypedDict, Unpack
 
 from inference.drafting import DraftOutcome
 from rules.channels import ChannelRanking
@@ -58,6 +59,26 @@ class Scoring:
         )
 
 
+class DecisionInputs(TypedDict, total=False):
+    """What a decision may be given besides the state, its input and the policy; all of it optional.
+
+    `rules.decide.decide`, `rules.decide.daily_scan`, `rules.review.review_decision` and `Session` take
+    these as keyword arguments and hand them on to `Context.build`.
+    """
+
+    scores: Scores | None
+    """The models' scores for the account (absent: the policy's documented priors)."""
+    person_contacts: Sequence[ContactFact]
+    """Contacts with the same person on their other accounts, when the caller keeps them (the frequency
+    caps count per person)."""
+    backend: Backend
+    """The rules engine that evaluates the compiled rulesets (`rules.engine`)."""
+    drafts: Mapping[str, DraftOutcome] | None
+    """Model drafts by action id (absent: approved templates)."""
+    channel_ranking: ChannelRanking | None
+    """The channel chooser's ranking for this decision (absent: the policy's fallback order)."""
+
+
 @dataclass(frozen=True)
 class Context:
     state: AccountState
@@ -76,30 +97,22 @@ class Context:
 
     @classmethod
     def build(
-        cls,
-        state: AccountState,
-        policy: Policy,
-        now: datetime,
-        scores: Scores | None = None,
-        person_contacts: Sequence[ContactFact] = (),
-        backend: Backend = DEFAULT_BACKEND,
-        drafts: Mapping[str, DraftOutcome] | None = None,
-        channel_ranking: ChannelRanking | None = None,
+        cls, state: AccountState, policy: Policy, now: datetime, **given: Unpack[DecisionInputs]
     ) -> Context:
         reference = reference_zone(state.patient, policy)
-        others = tuple(person_contacts)
+        others = tuple(given.get("person_contacts", ()))
         return cls(
             state=state,
             policy=policy,
             now=now,
-            scoring=Scoring.of(scores, policy),
+            scoring=Scoring.of(given.get("scores"), policy),
             zones=candidate_zones(state.patient, policy),
             reference=reference,
             ledger=Ledger.build([*state.contacts, *others], reference, policy),
-            engines=engines_for(policy, backend),
+            engines=engines_for(policy, given.get("backend", DEFAULT_BACKEND)),
             person_contacts=others,
-            drafts=drafts or {},
-            channel_ranking=channel_ranking,
+            drafts=given.get("drafts") or {},
+            channel_ranking=given.get("channel_ranking"),
         )
 
     def with_state(self, state: AccountState) -> Context:

@@ -24,11 +24,11 @@ False
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
+from typing import Unpack
 
-from inference.drafting import DraftOutcome
-from rules.channels import ChannelRanking
+from rules.context import DecisionInputs
 from rules.conversation import converse, on_dispute, on_payment, outreach_note
 from rules.engine import DEFAULT_BACKEND, Backend, engines_for
 from rules.facts import apply_event, recent_contacts
@@ -38,9 +38,8 @@ from rules.policy import Policy
 from rules.routes import flag_routes, reply_review_task
 from rules.schedule import local_day, start_of_day
 from rules.session import Session
-from rules.state import MAX_SEEN_EVENTS, MAX_SLOTS, AccountState, ContactFact, bounded
+from rules.state import MAX_SEEN_EVENTS, MAX_SLOTS, AccountState, bounded
 from rules.usecases import SCAN_EVENT_TYPE, Cause, cause_of, propose, trigger_facts
-from schemas.actions import Scores
 from schemas.events import CanonicalEvent, CommunicationLogged, DisputeUpdated, PatientUpdated, PaymentPosted
 
 __all__ = ["Decision", "Output", "daily_scan", "decide", "due_scans", "quiet_scans", "scan_day", "scan_due"]
@@ -128,20 +127,12 @@ def decide(
     state: AccountState | None,
     event: CanonicalEvent,
     policy: Policy,
-    *,
-    scores: Scores | None = None,
-    person_contacts: Sequence[ContactFact] = (),
-    backend: Backend = DEFAULT_BACKEND,
-    drafts: Mapping[str, DraftOutcome] | None = None,
-    channel_ranking: ChannelRanking | None = None,
+    **given: Unpack[DecisionInputs],
 ) -> Decision:
     """Fold ``event`` into ``state`` and decide what to do about it.
 
-    ``scores``: the models' scores for the account (``None``: the policy's prior). ``person_contacts``:
-    contacts with the same person made on their other accounts, when the caller keeps them (the
-    frequency caps count per person). ``channel_ranking``: the channel chooser's ranking for this
-    decision (``None``: the policy's fallback order, `rules.channels`). A redelivered event (same
-    ``source`` and ``id``) changes nothing.
+    ``given``: the scores, a person's other contacts, drafts and channel ranking the caller has
+    (`rules.context.DecisionInputs`). A redelivered event (same ``source`` and ``id``) changes nothing.
     """
     if state is not None and state.has_seen(event.dedup_key):
         return Decision(state=state, outputs=(), duplicate=True)
@@ -160,17 +151,7 @@ def decide(
         }
     )
     cause = cause_of(event.type, event.id, data)
-    session = Session(
-        state,
-        policy,
-        now,
-        cause,
-        scores=scores,
-        person_contacts=person_contacts,
-        backend=backend,
-        drafts=drafts,
-        channel_ranking=channel_ranking,
-    )
+    session = Session(state, policy, now, cause, **given)
     if isinstance(data, CommunicationLogged):
         _read_reply(session, data)
     if isinstance(data, DisputeUpdated):
@@ -211,14 +192,10 @@ def daily_scan(
     state: AccountState,
     policy: Policy,
     now: datetime,
-    *,
-    scores: Scores | None = None,
-    person_contacts: Sequence[ContactFact] = (),
-    backend: Backend = DEFAULT_BACKEND,
-    drafts: Mapping[str, DraftOutcome] | None = None,
-    channel_ranking: ChannelRanking | None = None,
+    **given: Unpack[DecisionInputs],
 ) -> Decision:
-    """The daily scan of one account at ``now`` (the scheduler's time): aging use cases, expiries.
+    """The daily scan of one account at ``now`` (the scheduler's time): aging use cases, expiries;
+    ``given`` as for `decide`.
 
     Idempotent per scan day: a second call on the same day changes nothing (``duplicate``).
     """
@@ -226,17 +203,7 @@ def daily_scan(
     if state.last_scan_day is not None and state.last_scan_day >= day:
         return Decision(state=state, outputs=(), duplicate=True)
     cause = _scan_cause(day)
-    session = Session(
-        state,
-        policy,
-        now,
-        cause,
-        scores=scores,
-        person_contacts=person_contacts,
-        backend=backend,
-        drafts=drafts,
-        channel_ranking=channel_ranking,
-    )
+    session = Session(state, policy, now, cause, **given)
     session.expire_held()
     for candidate in propose(cause, session.ctx):
         session.consider(candidate)

@@ -15,17 +15,13 @@ account's audit trail and the outputs, and applies the engine-wide rules once:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Unpack
 
-from inference.drafting import DraftOutcome
 from inference.facts import DraftFacts
 from rules.build import build_action
 from rules.candidate import Candidate
-from rules.channels import ChannelRanking
-from rules.context import Context
-from rules.engine import Backend
+from rules.context import Context, DecisionInputs
 from rules.facts import recent_contacts
 from rules.gates import GateVerdict, evaluate_gates
 from rules.outputs import ENGINE, AuditTrail, Decision, Output
@@ -60,16 +56,9 @@ class Session:
         policy: Policy,
         now: datetime,
         cause: Cause,
-        *,
-        scores: Any = None,
-        person_contacts: Sequence[ContactFact] = (),
-        backend: Backend,
-        drafts: Mapping[str, DraftOutcome] | None = None,
-        channel_ranking: ChannelRanking | None = None,
+        **given: Unpack[DecisionInputs],
     ) -> None:
-        self.ctx = Context.build(
-            state, policy, now, scores, person_contacts, backend, drafts, channel_ranking
-        )
+        self.ctx = Context.build(state, policy, now, **given)
         self.draft_requests: list[tuple[str, DraftFacts]] = []
         self.trail = AuditTrail(state, policy)
         self.cause = cause
