@@ -297,7 +297,7 @@ class Processor:
                 moments = moments[quiet:]
                 continue
             moment, moments = moments[0], moments[1:]
-            scores, _, ranking = self._score(state, moment, run, moment.isoformat())
+            scores, x, ranking = self._score(state, moment, run, moment.isoformat())
             scan = daily_scan(
                 state,
                 self.policy,
@@ -308,6 +308,8 @@ class Processor:
                 channel_ranking=ranking,
             )
             self._apply(run, key, scan, "scan")
+            if run.final:
+                self._sent(key, scan, x, scores, moment)
             state = scan.state
         return state
 
@@ -334,6 +336,15 @@ class Processor:
         data = event.data
         if isinstance(data, CommunicationLogged):
             self.models.outcome(key, data.outcome, data.at)
+        self._sent(key, decision, x, scores, event.time)
+
+    def _sent(
+        self, key: str, decision: Decision, x: dict[str, float], scores: Scores | None, at: datetime
+    ) -> None:
+        """A decision that released a patient-facing message (an event's or a daily scan's) keeps the
+        snapshots its labels will be learned from: the scores' features and the channel it used."""
+        if self.models is None or scores is None:
+            return
         sent = [
             o.value
             for o in decision.outputs
@@ -341,7 +352,7 @@ class Processor:
         ]
         if sent:
             context = self.models.channel_context(decision.state)
-            self.models.decided(key, x, scores, event.time, channel=sent[0].channel, context=context)
+            self.models.decided(key, x, scores, at, channel=sent[0].channel, context=context)
 
     def _review(self, record: InputRecord, key: str | None, run: _Pass) -> None:
         decision = _parsed(ReviewDecision, record)

@@ -9,6 +9,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -16,12 +17,13 @@ import pytest
 from inference.client import VllmClient
 from inference.drafting import Drafter
 from inference.stub import StubServer
+from models.suite import ModelSuite
 from rules.decide import daily_scan
 from rules.examples import communication, patient, plan
-from rules.outputs import Output
+from rules.outputs import Decision, Output
 from rules.policy import Policy, load_policy
 from rules.state import AccountState
-from schemas.actions import Action, Scores
+from schemas.actions import PATIENT_FACING_KINDS, Action, Scores
 from schemas.audit import AuditRecord, verify_chain
 from schemas.deadletter import DeadLetter
 from schemas.events import CanonicalEvent
@@ -285,3 +287,31 @@ def test_quiet_scans_decide_what_the_full_scans_decide_whatever_the_scores(
     assert quiet_days > 1000, f"only {quiet_days} quiet scan days: the comparison proves little"
     assert 0 in runs, "no scan needed scores: the comparison proves nothing about may_fire"
     assert any(quiet > 1 for quiet in runs), "no run of quiet days was collapsed"
+
+
+def test_messages_sent_by_daily_scans_keep_snapshots_for_the_models(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A reminder a daily scan sends is learned from like one an event sends: its payment (or not)
+    labels the propensity model's snapshot, and its channel the chooser's."""
+    real_daily_scan = ingest_module.daily_scan
+    real_decided = ModelSuite.decided
+    scans_that_sent: set[tuple[str, datetime]] = set()
+    snapshots: set[tuple[str, datetime]] = set()
+
+    def scanning(state: AccountState, policy: Policy, now: datetime, **given: Any) -> Decision:
+        decision = real_daily_scan(state, policy, now, **given)
+        if any(
+            isinstance(o.value, Action) and o.value.kind in PATIENT_FACING_KINDS for o in decision.outputs
+        ):
+            scans_that_sent.add((state.account_id, now))
+        return decision
+
+    def deciding(suite: ModelSuite, account_id: str, *args: Any, **kwargs: Any) -> None:
+        snapshots.add((account_id, args[2]))
+        real_decided(suite, account_id, *args, **kwargs)
+
+    monkeypatch.setattr(ingest_module, "daily_scan", scanning)
+    monkeypatch.setattr(ModelSuite, "decided", deciding)
+    lines = [value for _, value in simulated_events(2500, seed=5)]
+    decide_lines(lines, load_policy(), learning=True, idle_scans=False)
+    assert len(scans_that_sent) > 10, "too few scans sent a message: the check proves little"
+    assert scans_that_sent <= snapshots
