@@ -41,6 +41,7 @@ from river import linear_model
 
 from models.features import features
 from models.labels import LABEL_WINDOW, Label, backlog, expire, held, on_decision, on_payment
+from models.monitoring import calibration
 from models.propensity import PropensityModel
 from models.simulator import Practice
 from rules.facts import apply_event
@@ -75,29 +76,6 @@ def auc(scores: list[float], labels: list[bool]) -> float:
         rank_sum += mid_rank * sum(1 for k in range(i, j + 1) if pairs[k][1])
         i = j + 1
     return (rank_sum - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg)
-
-
-def calibration(scores: list[float], labels: list[bool], bins: int = 10) -> list[dict[str, float]]:
-    """Mean predicted vs observed rate in equal-count bins of the score (deciles by default).
-
-    >>> low, high = calibration([0.1, 0.2, 0.8, 0.9], [False, False, True, True], bins=2)
-    >>> low
-    {'decile': 1, 'n': 2, 'predicted': 0.15, 'observed': 0.0}
-    """
-    pairs = sorted(zip(scores, labels, strict=True), key=lambda pair: pair[0])
-    out = []
-    for b in range(bins):
-        chunk = pairs[b * len(pairs) // bins : (b + 1) * len(pairs) // bins]
-        if chunk:
-            out.append(
-                {
-                    "decile": b + 1,
-                    "n": len(chunk),
-                    "predicted": round(sum(p for p, _ in chunk) / len(chunk), 4),
-                    "observed": round(sum(1 for _, y in chunk if y) / len(chunk), 4),
-                }
-            )
-    return out
 
 
 def _log_loss(scores: list[float], labels: list[bool]) -> float:

@@ -78,6 +78,29 @@ def age_band(birth_date: date | None, today: date | datetime) -> str:
     return "65+"
 
 
+def calibration(scores: list[float], labels: list[bool], bins: int = 10) -> list[dict[str, float]]:
+    """Mean predicted vs observed rate in equal-count bins of the score (deciles by default).
+
+    >>> low, high = calibration([0.1, 0.2, 0.8, 0.9], [False, False, True, True], bins=2)
+    >>> low
+    {'decile': 1, 'n': 2, 'predicted': 0.15, 'observed': 0.0}
+    """
+    pairs = sorted(zip(scores, labels, strict=True), key=lambda pair: pair[0])
+    out = []
+    for b in range(bins):
+        chunk = pairs[b * len(pairs) // bins : (b + 1) * len(pairs) // bins]
+        if chunk:
+            out.append(
+                {
+                    "decile": b + 1,
+                    "n": len(chunk),
+                    "predicted": round(sum(p for p, _ in chunk) / len(chunk), 4),
+                    "observed": round(sum(1 for _, y in chunk if y) / len(chunk), 4),
+                }
+            )
+    return out
+
+
 @dataclass(frozen=True)
 class _Metrics:
     roc_auc: Gauge
@@ -244,20 +267,7 @@ class ModelMonitor:
 
     def calibration(self, bins: int = 10) -> list[dict[str, float]]:
         """Mean score and observed rate per equal-count score bin of the rolling window."""
-        pairs = sorted(self._recent)
-        out = []
-        for b in range(bins):
-            chunk = pairs[b * len(pairs) // bins : (b + 1) * len(pairs) // bins]
-            if chunk:
-                out.append(
-                    {
-                        "decile": b + 1,
-                        "n": len(chunk),
-                        "predicted": round(sum(p for p, _ in chunk) / len(chunk), 4),
-                        "observed": round(sum(1 for _, y in chunk if y) / len(chunk), 4),
-                    }
-                )
-        return out
+        return calibration([p for p, _ in self._recent], [y for _, y in self._recent], bins)
 
     def snapshot(self) -> dict[str, Any]:
         """The current rolling figures, as JSON-friendly values."""
