@@ -52,6 +52,7 @@ from aiohttp import web
 from prometheus_client import Counter
 
 from streams.commands import AuditRequest
+from streams.http_body import BodyRefused, read_limited
 
 log = logging.getLogger(__name__)
 
@@ -313,21 +314,14 @@ class WebhookIngress:
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes:
-    """At most ``limit`` bytes within `BODY_TIMEOUT_S` (chunked bodies carry no Content-Length)."""
-    chunks: list[bytes] = []
-    size = 0
+    """At most ``limit`` bytes within `BODY_TIMEOUT_S`; an empty delivery is refused."""
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            while chunk := await request.content.read(64 * 1024):
-                size += len(chunk)
-                if size > limit:
-                    raise _Refusal(413, "too_large", f"the body may be at most {limit} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise _Refusal(408, "timeout", "the body was not received in time") from None
-    if not size:
+        body = await read_limited(request, limit, BODY_TIMEOUT_S)
+    except BodyRefused as exc:
+        raise _Refusal(exc.status, exc.code, exc.message) from None
+    if not body:
         raise _Refusal(400, "empty_body", "the delivery has no body")
-    return b"".join(chunks)
+    return body
 
 
 def _label(platform: str, known: Mapping[str, str]) -> str:

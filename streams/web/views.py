@@ -43,6 +43,7 @@ from inference.guardrails import clinical_detail, false_urgency, threat
 from rules.state import AccountState
 from schemas.actions import ActionKind
 from schemas.inputs import ReviewDecision, Reviewer
+from streams.http_body import BodyRefused, read_limited
 from streams.web.access import AccessRecord, AccessResource
 from streams.web.auth import ReviewRules, User, UserDirectory, bearer_token
 from streams.web.review_index import HeldEntry, QueueFilter, ReviewIndex
@@ -419,19 +420,10 @@ async def read_decision_body(request: web.Request) -> DecisionBody:
         raise Problem(413, "too_large", f"the body may be at most {MAX_BODY_BYTES} bytes")
     if request.content_type != "application/json":
         raise Problem(415, "unsupported_media_type", "send the decision as application/json")
-    chunks: list[bytes] = []
-    size = 0
     try:
-        async with asyncio.timeout(BODY_TIMEOUT_S):
-            # Chunked bodies carry no Content-Length: count while reading and stop past the limit.
-            while chunk := await request.content.read(16 * 1024):
-                size += len(chunk)
-                if size > MAX_BODY_BYTES:
-                    raise Problem(413, "too_large", f"the body may be at most {MAX_BODY_BYTES} bytes")
-                chunks.append(chunk)
-    except TimeoutError:
-        raise Problem(408, "body_timeout", "the body did not arrive in time") from None
-    raw = b"".join(chunks)
+        raw = await read_limited(request, MAX_BODY_BYTES, BODY_TIMEOUT_S)
+    except BodyRefused as exc:
+        raise Problem(exc.status, exc.code, exc.message) from None
     try:
         document = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError):
