@@ -78,45 +78,55 @@ def _context(payload: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
+_WORDS: dict[str, dict[str, str]] = {
+    "en": {
+        "practice": "Your practice",
+        "hello": "Hello {name},",
+        "hello_anonymous": "Hello,",
+        "balance": "This is {practice}. Your current balance is {balance}.",
+        "option": "You can pay {monthly_amount} a month for {months} months (total {total}).",
+        "settlement": "We can accept {amount} as payment in full.",
+        "help": "We are glad to help with a payment plan or financial assistance.",
+        "sms_balance": "{practice}: your balance is {balance}.",
+        "sms_message": "{practice}: you have a new message.",
+        "subject": "Your account with {practice}",
+        "thanks": " Thank you.",
+    },
+    "es": {
+        "practice": "Su consulta",
+        "hello": "Hola, {name}:",
+        "hello_anonymous": "Hola:",
+        "balance": "Le escribimos de {practice}. Su saldo actual es de {balance}.",
+        "option": "Puede pagar {monthly_amount} al mes durante {months} meses (total {total}).",
+        "settlement": "Podemos aceptar {amount} como pago total.",
+        "help": "Con gusto le ayudamos con un plan de pagos o con asistencia financiera.",
+        "sms_balance": "{practice}: su saldo es de {balance}.",
+        "sms_message": "{practice}: tiene un mensaje nuevo.",
+        "subject": "Su cuenta con {practice}",
+        "thanks": " Gracias.",
+    },
+}
+"""The good draft's sentences in each language the templates have."""
+
+
 def good_draft(ctx: dict[str, Any]) -> dict[str, Any]:
     """A draft that states only the context's amounts and placeholders (en or es)."""
-    es = ctx.get("language") == "es"
-    practice = ctx.get("practice_name") or ("Su consulta" if es else "Your practice")
+    words = _WORDS["es" if ctx.get("language") == "es" else "en"]
+    practice = ctx.get("practice_name") or words["practice"]
     name = ctx.get("patient_name")
     balance = ctx.get("balance")
-    lines: list[str] = []
-    if es:
-        lines.append(f"Hola, {name}:" if name else "Hola:")
-        if balance:
-            lines.append(f"Le escribimos de {practice}. Su saldo actual es de {balance}.")
-        for option in ctx.get("plan_options", []):
-            lines.append(
-                f"Puede pagar {option['monthly_amount']} al mes durante {option['months']} meses "
-                f"(total {option['total']})."
-            )
-        if ctx.get("settlement"):
-            lines.append(f"Podemos aceptar {ctx['settlement']['amount']} como pago total.")
-        lines.append("Con gusto le ayudamos con un plan de pagos o con asistencia financiera.")
-        sms = f"{practice}: su saldo es de {balance}." if balance else f"{practice}: tiene un mensaje nuevo."
-        subject = f"Su cuenta con {practice}"
-    else:
-        lines.append(f"Hello {name}," if name else "Hello,")
-        if balance:
-            lines.append(f"This is {practice}. Your current balance is {balance}.")
-        for option in ctx.get("plan_options", []):
-            lines.append(
-                f"You can pay {option['monthly_amount']} a month for {option['months']} months "
-                f"(total {option['total']})."
-            )
-        if ctx.get("settlement"):
-            lines.append(f"We can accept {ctx['settlement']['amount']} as payment in full.")
-        lines.append("We are glad to help with a payment plan or financial assistance.")
-        sms = f"{practice}: your balance is {balance}." if balance else f"{practice}: you have a new message."
-        subject = f"Your account with {practice}"
+    lines = [words["hello"].format(name=name) if name else words["hello_anonymous"]]
+    if balance:
+        lines.append(words["balance"].format(practice=practice, balance=balance))
+    lines.extend(words["option"].format(**option) for option in ctx.get("plan_options", []))
+    if ctx.get("settlement"):
+        lines.append(words["settlement"].format(amount=ctx["settlement"]["amount"]))
+    lines.append(words["help"])
+    sms = words["sms_balance" if balance else "sms_message"].format(practice=practice, balance=balance)
     return {
-        "subject": subject,
+        "subject": words["subject"].format(practice=practice),
         "body": "\n\n".join(lines),
-        "sms_body": sms + (" Gracias." if es else " Thank you."),
+        "sms_body": sms + words["thanks"],
         "tone_tags": ["friendly", "informative"],
     }
 
