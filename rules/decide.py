@@ -28,6 +28,7 @@ from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Unpack
 
+from rules.candidate import Candidate
 from rules.context import DecisionInputs
 from rules.conversation import converse, on_dispute, on_payment, outreach_note
 from rules.engine import DEFAULT_BACKEND, Backend, engines_for
@@ -205,10 +206,30 @@ def daily_scan(
     cause = _scan_cause(day)
     session = Session(state, policy, now, cause, **given)
     session.expire_held()
-    for candidate in propose(cause, session.ctx):
+    candidates = propose(cause, session.ctx)
+    if session.state is state and _only_open_offers(state, candidates, now):
+        # Most scans re-propose offers held for review, unchanged: `Session.consider` would drop every
+        # one, so the day changes what a quiet day changes, without the Session's bookkeeping.
+        return Decision(state=_scanned(state, day, now), outputs=())
+    for candidate in candidates:
         session.consider(candidate)
     session.update(last_scan_day=day)
     return session.finish()
+
+
+def _only_open_offers(state: AccountState, candidates: Sequence[Candidate], now: datetime) -> bool:
+    """Whether every candidate is already offered, unchanged, by an open action of the account."""
+    if len(state.slots) > MAX_SLOTS:
+        return False  # `Session.finish` would drop closed slots
+    return all((record := state.slots.get(c.slot)) is not None and record.offers(c, now) for c in candidates)
+
+
+def _scanned(state: AccountState, day: date, moment: datetime) -> AccountState:
+    """``state`` after a scan on ``day`` (at ``moment``) that did nothing: the scan day moves and the
+    contacts that aged out of every frequency window go."""
+    return state.model_copy(
+        update={"last_scan_day": day, "contacts": recent_contacts(state.contacts, moment)}
+    )
 
 
 def quiet_scans(
@@ -252,9 +273,7 @@ def quiet_scans(
     if quiet is None:
         return 0, state
     day, moment = quiet
-    return count, state.model_copy(
-        update={"last_scan_day": day, "contacts": recent_contacts(state.contacts, moment)}
-    )
+    return count, _scanned(state, day, moment)
 
 
 def _scan_cause(day: date) -> Cause:

@@ -124,7 +124,7 @@ class Session:
     def consider(self, candidate: Candidate) -> None:
         """Gate one candidate and act on the verdict."""
         record = self.state.slots.get(candidate.slot)
-        if record is not None and record.is_open(self.now) and record.fingerprint == candidate.fingerprint:
+        if record is not None and record.offers(candidate, self.now):
             return  # the same offer is already open: a re-trigger does not stack
         verdict = evaluate_gates(candidate, self.ctx)
         action_id = action_id_for(self.state.account_id, self.cause.event_id, candidate.slot)

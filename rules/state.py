@@ -114,6 +114,10 @@ class SlotRecord(StateModel):
     def is_open(self, now: datetime) -> bool:
         return self.state in ("released", "held") and now < self.expires_at
 
+    def offers(self, candidate: Candidate, now: datetime) -> bool:
+        """Whether this open action already offers ``candidate`` unchanged (a re-trigger does not stack)."""
+        return self.is_open(now) and self.fingerprint == candidate.fingerprint
+
 
 class ContactFact(StateModel):
     """A contact that counts towards the frequency windows: logged, or planned by a released action.

@@ -18,6 +18,7 @@ from inference.client import VllmClient
 from inference.drafting import Drafter
 from inference.stub import StubServer
 from models.suite import ModelSuite
+from rules import decide as decide_module
 from rules.decide import daily_scan
 from rules.examples import communication, patient, plan
 from rules.outputs import Decision, Output
@@ -315,3 +316,37 @@ def test_messages_sent_by_daily_scans_keep_snapshots_for_the_models(monkeypatch:
     decide_lines(lines, load_policy(), learning=True, idle_scans=False)
     assert len(scans_that_sent) > 10, "too few scans sent a message: the check proves little"
     assert scans_that_sent <= snapshots
+
+
+def test_scans_that_only_re_propose_open_offers_decide_what_the_full_session_decides(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A scan whose every candidate is an offer still open, unchanged, skips the Session's bookkeeping
+    (`rules.decide.daily_scan`). Every scan of a simulated practice is decided both ways, with the
+    worker's own scores: same state, same outputs."""
+    real_daily_scan = ingest_module.daily_scan
+    real_check = decide_module._only_open_offers
+    taken = 0
+
+    def counting(state: AccountState, candidates: Sequence[Any], now: datetime) -> bool:
+        nonlocal taken
+        answer = real_check(state, candidates, now)
+        taken += answer and bool(candidates)
+        return answer
+
+    def never(state: AccountState, candidates: Sequence[Any], now: datetime) -> bool:
+        return False
+
+    def both_ways(state: AccountState, policy: Policy, now: datetime, **given: Any) -> Decision:
+        monkeypatch.setattr(decide_module, "_only_open_offers", never)
+        full = real_daily_scan(state, policy, now, **given)
+        monkeypatch.setattr(decide_module, "_only_open_offers", counting)
+        shortcut = real_daily_scan(state, policy, now, **given)
+        assert (shortcut.outputs, shortcut.draft_requests) == (full.outputs, full.draft_requests)
+        assert shortcut.state.model_dump_json() == full.state.model_dump_json()
+        return shortcut
+
+    monkeypatch.setattr(ingest_module, "daily_scan", both_ways)
+    lines = [value for _, value in simulated_events(2500, seed=5)]
+    decide_lines(lines, load_policy(), learning=True, idle_scans=False)
+    assert taken > 100, f"only {taken} scans re-proposed open offers only: the comparison proves little"
