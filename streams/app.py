@@ -196,6 +196,11 @@ class Engine:
 
     async def _deliver(self, outputs: Sequence[Output]) -> None:
         """Send ``outputs`` and wait for the broker's acknowledgements, retrying while it is away."""
+        # Serialised once: a retry sends the same bytes again.
+        records = [
+            (self._output_names[output.topic], output.key.encode(), output.value.model_dump_json().encode())
+            for output in outputs
+        ]
         delay = DELIVERY_RETRY_FIRST_S
         while True:
             try:
@@ -203,15 +208,8 @@ class Engine:
                 # calls and callbacks that cost more CPU than the record itself (measured: issue 8).
                 producer = self.app.producer
                 sent = [
-                    await producer.send(
-                        self._output_names[output.topic],
-                        output.key.encode(),
-                        output.value.model_dump_json().encode(),
-                        partition=None,
-                        timestamp=None,
-                        headers=None,
-                    )
-                    for output in outputs
+                    await producer.send(topic, key, value, partition=None, timestamp=None, headers=None)
+                    for topic, key, value in records
                 ]
                 await asyncio.gather(*sent)
                 return
