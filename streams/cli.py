@@ -32,6 +32,7 @@ def worker(web_port: Annotated[int, typer.Option(help="HTTP port for /health and
     import faust
 
     from streams.app import Engine
+    from streams.gc_tuning import tune_garbage_collector
     from streams.logging_config import logging_dict_config
     from streams.settings import StreamSettings
     from streams.topics import ensure_topics
@@ -39,6 +40,7 @@ def worker(web_port: Annotated[int, typer.Option(help="HTTP port for /health and
     settings = StreamSettings(web_port=web_port)
     asyncio.run(ensure_topics(settings))
     engine = Engine(settings)
+    tune_garbage_collector(settings.gc_gen0_threshold)
     # JSON lines on stderr, with a filter that redacts anything that looks like patient data.
     faust.Worker(
         engine.app, loglevel="info", logging_config=logging_dict_config("info")

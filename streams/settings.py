@@ -40,6 +40,11 @@ class StreamSettings(BaseSettings):
         description="memory for account states kept parsed between batches, about a thousand accounts of "
         "6 KB (0: parse every read)",
     )
+    gc_gen0_threshold: int = Field(
+        default=5_000,
+        ge=1,
+        description="allocations between the garbage collector's youngest collections (Python's own: 700)",
+    )
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     users_file: Path | None = None
