@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 
 # code -> lang -> (full, short)
 DISCLOSURE_TEXT: dict[str, dict[str, tuple[str, str]]] = {
@@ -90,9 +91,15 @@ def sms_opt_out(lang: str) -> str:
 
 def carries(texts: Iterable[str], code: str, lang: str) -> bool:
     """Whether any of ``texts`` contains the full or short approved wording of ``code``."""
-    full, short = DISCLOSURE_TEXT[code][lang]
-    wanted = (_norm(full).rstrip("."), _norm(short).rstrip("."))
+    wanted = _wordings(code, lang)
     return any(w in _norm(t) for t in texts for w in wanted)
+
+
+@lru_cache(maxsize=256)
+def _wordings(code: str, lang: str) -> tuple[str, str]:
+    """The full and short approved wordings of ``code``, normalised as `carries` compares them."""
+    full, short = DISCLOSURE_TEXT[code][lang]
+    return _norm(full).rstrip("."), _norm(short).rstrip(".")
 
 
 def ends_with_opt_out(text: str, lang: str) -> bool:
