@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
 from typing import Literal
 from zoneinfo import ZoneInfo
 
@@ -68,10 +69,14 @@ def next_quiet_ok(
     return None
 
 
+# Both are asked about the same few instants and days over and over (every account's scan of a day
+# starts at the same instant): remembered, a call costs a hash instead of a time-zone conversion.
+@lru_cache(maxsize=4096)
 def local_day(at: datetime, zone: str) -> date:
     return at.astimezone(_zone(zone)).date()
 
 
+@lru_cache(maxsize=4096)
 def start_of_day(day: date, zone: str) -> datetime:
     return datetime.combine(day, time(0), tzinfo=_zone(zone)).astimezone(UTC)
 
