@@ -67,6 +67,15 @@ async def test_records_the_worker_never_counts_are_settled_by_a_standstill(
     assert waiter.uncounted == 2
 
 
+async def test_daily_scans_in_progress_are_not_a_standstill(scrapes: list[dict[str, Any]]) -> None:
+    # The worker decides the timer's scan requests before the day's events: only its scan counter
+    # moves for longer than the settling time, then it counts the events.
+    scrapes.extend([samples(2, scans=100 * step) for step in range(8)] + [samples(10, scans=700)])
+    waiter = pacer()
+    await waiter.wait(10)
+    assert waiter.uncounted == 0 and waiter.stalls == [] and waiter.scrapes == 9
+
+
 async def test_without_any_progress_it_waits_longer_before_giving_up(scrapes: list[dict[str, Any]]) -> None:
     scrapes.append(samples(0))
     waiter = pacer()
