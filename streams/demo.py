@@ -405,6 +405,15 @@ async def _engine_run(
             if route in ("actions", "review"):
                 versions[str((value.get("explanation") or {}).get("policy_version"))] += 1
 
+    def show() -> None:
+        """The live view's counts as they stand now."""
+        live.streamed = streamed
+        live.released, live.held = engine.released_total, engine.held_total
+        live.dead = sum(engine.dead_letters.values())
+        live.delivered, live.pending = sender.stats["delivered"], sender.pending
+        live.expired, live.cancelled = sender.stats["expired"], sender.stats["cancelled"]
+        refresh()
+
     committed = _Committed(bootstrap, settings.app_id, [events_topic, outcomes_topic], reader)
     try:
         await producer.start()
@@ -444,16 +453,12 @@ async def _engine_run(
                 outcomes += len(sent)
                 collected.append(int(practice.totals["collected_cents"]))
                 live.day, live.date = steps.day, (steps.now - timedelta(seconds=1)).date().isoformat()
-                live.streamed = streamed
-                live.released, live.held = engine.released_total, engine.held_total
-                live.dead = sum(engine.dead_letters.values())
-                live.delivered, live.pending = sender.stats["delivered"], sender.pending
-                live.expired, live.cancelled = sender.stats["expired"], sender.stats["cancelled"]
                 live.collected_cents = collected[-1]
                 live.baseline_collected_cents = baseline.collected_by_day[steps.day - 1]
-                refresh()
+                show()
             await pacer.wait(streamed + outcomes)
             take(await reader.read(idle_s=1.5))
+            show()  # the last frame counts the outputs read after the last day too
             metrics = await _scrape(client, metrics_url)
     finally:
         await committed.stop()

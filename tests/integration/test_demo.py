@@ -83,6 +83,8 @@ def test_demo_end_to_end(kafka_bootstrap: str, tmp_path: Path, monkeypatch: pyte
     assert len(by_route["actions"]) == engine["released_total"] > 0
     assert len(by_route["review"]) == engine["held_total"]
     assert len(by_route["dlq"]) == sum(engine["dead_letters"].values())
+    # The live view's last frame counts what the report counts, the outputs of the last day included.
+    assert f"{engine['released_total']:,} / {engine['held_total']:,}" in text
     assert len(by_route["events"]) == data["run"]["events_streamed"]
     assert data["run"]["records_read"] == {
         name: len(by_route[name]) for name in ("actions", "review", "audit", "dlq") if by_route[name]
