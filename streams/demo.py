@@ -55,7 +55,7 @@ from streams.topics import ensure_topics
 from streams.worker_process import WorkerProcess, start_worker
 
 SAMPLE_EVENTS = Path(__file__).parent / "sample_events.jsonl"
-DEFAULT_PATIENTS = 1_000
+DEFAULT_PATIENTS = 2_000
 """About five minutes on Tansu on a 2-core machine (15,357 events with the daily scans of every account)."""
 DEFAULT_DAYS = 180
 DEFAULT_SEED = 7
