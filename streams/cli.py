@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from streams.brokers import BrokerEngine
+from streams.demo_defaults import DEFAULT_DAYS, DEFAULT_PATIENTS, DEFAULT_REPORT, DEFAULT_SEED
 
 app = typer.Typer(
     no_args_is_help=True, add_completion=False, help="Billwise: streaming decisions for patient billing."
@@ -101,12 +102,18 @@ def replay(
 
 @app.command()
 def demo(
-    patients: Annotated[int, typer.Option(min=1, help="simulated patients (guarantor accounts)")] = 1_000,
-    days: Annotated[int, typer.Option(min=1, help="simulated days, streamed one day at a time")] = 180,
-    seed: Annotated[int, typer.Option(help="simulator seed (the baseline runs on the same one)")] = 7,
-    report: Annotated[Path, typer.Option(help="where to write the self-contained HTML report")] = Path(
-        "billwise-report.html"
-    ),
+    patients: Annotated[
+        int, typer.Option(min=1, help="simulated patients (guarantor accounts)")
+    ] = DEFAULT_PATIENTS,
+    days: Annotated[
+        int, typer.Option(min=1, help="simulated days, streamed one day at a time")
+    ] = DEFAULT_DAYS,
+    seed: Annotated[
+        int, typer.Option(help="simulator seed (the baseline runs on the same one)")
+    ] = DEFAULT_SEED,
+    report: Annotated[
+        Path, typer.Option(help="where to write the self-contained HTML report")
+    ] = DEFAULT_REPORT,
     broker: Annotated[
         BrokerEngine,
         typer.Option(help="local broker when KAFKA_BOOTSTRAP_SERVERS is unset (apache answers faster)"),

@@ -47,6 +47,7 @@ from models.simulator import DEFAULT_START, FixedCadence, Practice
 from schemas.audit import verify_chain
 from schemas.common import utc_text
 from streams.brokers import BrokerEngine, free_port, start_broker
+from streams.demo_defaults import DEFAULT_DAYS, DEFAULT_PATIENTS, DEFAULT_REPORT, DEFAULT_SEED
 from streams.kafka_io import Record, produce_events, read_topics
 from streams.kpis import EngineTally, OutcomeKpis, WorldTally, outcome_kpis
 from streams.sender import Delivery, ReferenceSender, SimulatedClock, outcome_record
@@ -55,11 +56,6 @@ from streams.topics import ensure_topics
 from streams.worker_process import WorkerProcess, start_worker
 
 SAMPLE_EVENTS = Path(__file__).parent / "sample_events.jsonl"
-DEFAULT_PATIENTS = 2_000
-"""About five minutes on Tansu on a 2-core machine (15,357 events with the daily scans of every account)."""
-DEFAULT_DAYS = 180
-DEFAULT_SEED = 7
-DEFAULT_REPORT = Path("billwise-report.html")
 PARTITIONS = 4
 OUTPUT_ROUTES = ("actions", "review", "audit", "dlq")
 PROCESSED_METRICS = (
