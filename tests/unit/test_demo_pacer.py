@@ -76,26 +76,24 @@ async def test_daily_scans_in_progress_are_not_a_standstill(scrapes: list[dict[s
     assert waiter.uncounted == 0 and waiter.stalls == [] and waiter.scrapes == 9
 
 
-async def test_a_short_standstill_waits_for_the_records_the_broker_has_not_seen_committed(
-    scrapes: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("committed", "counts", "uncounted"), [(False, [2] * 8 + [10], 0), (True, [2, 8], 2)]
+)
+async def test_a_short_standstill_settles_only_once_every_record_is_committed(
+    scrapes: list[dict[str, Any]],
+    monkeypatch: pytest.MonkeyPatch,
+    committed: bool,
+    counts: list[int],
+    uncounted: int,
 ) -> None:
-    # Counters stand still for longer than the settling time, with the records not committed yet: the
-    # worker is busy elsewhere, and counts them later.
+    # Counters stand still for longer than the settling time. With records not committed yet the worker
+    # is busy elsewhere and counts them later; with every record committed the rest will not be counted.
     monkeypatch.setattr(demo, "STALL_S", 5.0)
-    scrapes.extend([samples(2)] * 8 + [samples(10)])
-    waiter = pacer(committed=False)
+    scrapes.extend(samples(count) for count in counts)
+    waiter = pacer(committed=committed)
     await waiter.wait(10)
-    assert waiter.uncounted == 0 and waiter.stalls == [] and waiter.scrapes == 9
-
-
-async def test_a_standstill_with_every_record_committed_settles_the_rest(
-    scrapes: list[dict[str, Any]], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(demo, "STALL_S", 5.0)
-    scrapes.extend([samples(2), samples(8)])
-    waiter = pacer(committed=True)
-    await waiter.wait(10)
-    assert waiter.uncounted == 2 and len(waiter.stalls) == 1 and waiter.stalls[0] < 0
+    assert waiter.uncounted == uncounted
+    assert [stall < 0 for stall in waiter.stalls] == ([True] if committed else [])
 
 
 async def test_without_any_progress_it_waits_longer_before_giving_up(scrapes: list[dict[str, Any]]) -> None:
