@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 DEFAULT_PATIENTS = 2_000
-"""About five minutes on Tansu on a 2-core machine (about 30,300 events, with the daily scans of every
+"""Five to six minutes on Tansu on a 2-core machine (about 30,300 events, with the daily scans of every
 account)."""
 DEFAULT_DAYS = 180
 DEFAULT_SEED = 7
