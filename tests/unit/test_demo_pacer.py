@@ -70,10 +70,11 @@ async def test_records_the_worker_never_counts_are_settled_by_a_standstill(
 async def test_daily_scans_in_progress_are_not_a_standstill(scrapes: list[dict[str, Any]]) -> None:
     # The worker decides the timer's scan requests before the day's events: only its scan counter
     # moves for longer than the settling time, then it counts the events.
-    scrapes.extend([samples(2, scans=100 * step) for step in range(8)] + [samples(10, scans=700)])
+    # (16 scrapes 20 ms apart outlast the fixture's STALL_S of 0.2 s too.)
+    scrapes.extend([samples(2, scans=100 * step) for step in range(16)] + [samples(10, scans=1500)])
     waiter = pacer()
     await waiter.wait(10)
-    assert waiter.uncounted == 0 and waiter.stalls == [] and waiter.scrapes == 9
+    assert waiter.uncounted == 0 and waiter.stalls == [] and waiter.scrapes == 17
 
 
 @pytest.mark.parametrize(
