@@ -315,7 +315,7 @@ async def _scrape(client: httpx.AsyncClient, url: str) -> dict[str, dict[str, fl
 
 
 def _processed(samples: Mapping[str, Mapping[str, float]], metrics: Sequence[str] = PROCESSED_METRICS) -> int:
-    """Input records the worker has finished with, from its counters (the sum of ``metrics``)."""
+    """The sum of the worker's counters in ``metrics``: by default, the input records it has finished with."""
     total = 0.0
     for name in metrics:
         total += sum(samples.get(name, {}).values())
