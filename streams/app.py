@@ -33,7 +33,7 @@ from rules.decide import scan_day, scan_due
 from rules.outputs import Output
 from rules.policy import Policy, load_policy
 from rules.state import AccountState
-from streams.commands import SCAN_TOPIC, ScanRequest
+from streams.commands import SCAN_TOPIC, scan_requests
 from streams.ingest import INPUT_TOPICS, InputRecord, Processor
 from streams.kafka_security import faust_security_settings
 from streams.lag import install_lag_metrics
@@ -138,7 +138,11 @@ class Engine:
         self.parsed_states = ParsedStates(self.settings.parsed_state_cache_mib * 1024 * 1024)
         self.models = ModelSuite.restore(_read(self.checkpoint_path), learning=self.settings.model_learning)
         self.processor = Processor(
-            self.policy, prefix=self.settings.topic_prefix, drafter=Drafter.from_env(), models=self.models
+            self.policy,
+            prefix=self.settings.topic_prefix,
+            drafter=Drafter.from_env(),
+            models=self.models,
+            partitions=self.settings.partitions,
         )
         inputs = self.app.topic(
             *(self.settings.topic(name) for name in INPUT_TOPICS),
@@ -188,7 +192,7 @@ class Engine:
             # acknowledged only when this body returns, so the delivery must not give up and raise.
             await self._deliver(processed.outputs)
             for account_id, state in processed.states.items():
-                states[account_id] = state
+                states.write(account_id, state, processed.sources[account_id])
             # The timer follows only what is in the table: a pass between the decision and the writes
             # would miss the batch's new accounts and still count the day as done.
             self._events_clock = self.processor.clock
@@ -224,8 +228,8 @@ class Engine:
         return self._events_clock
 
     async def _request_scans(self) -> None:
-        """The daily scan of idle accounts: once the scan day changes, a `ScanRequest` to every account
-        of this worker's partitions that has not been scanned that day.
+        """The daily scan of idle accounts: once the scan day changes, `ScanRequest` records naming
+        every account of this worker's partitions that has not been scanned that day.
 
         Accounts with events are scanned before their next event anyway; this reaches the ones without
         (a statement nobody answered still needs its reminder). Requests go through the ingest agent, so
@@ -240,7 +244,7 @@ class Engine:
         if now is None or scan_day(now, self.policy) == self._scans_requested_for:
             return
         first_pass = self._scans_requested_for is None
-        requested = 0
+        due: list[str] = []
         for index, key in enumerate(list(self.accounts.keys())):
             if index % SCAN_PASS_YIELD_EVERY == 0:
                 await asyncio.sleep(0)
@@ -252,11 +256,11 @@ class Engine:
                 self.processor.persons.add(account.practice_id, account.patient_id, key.decode())
             last_scan_day = account.last_scan_day
             if (last_scan_day is not None or not first_pass) and scan_due(last_scan_day, now, self.policy):
-                request = ScanRequest(account_id=key.decode(), at=now)
-                await self.scans_topic.send(key=key, value=request.model_dump_json().encode())
-                requested += 1
+                due.append(key.decode())
+        for key, value in scan_requests(due, now, self.settings.partitions):
+            await self.scans_topic.send(key=key, value=value)
         self._scans_requested_for = scan_day(now, self.policy)
-        log.info("daily scan: requested for %d accounts", requested)
+        log.info("daily scan: requested for %d accounts", len(due))
 
     async def _on_rebalance_complete(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:
         # Partitions may have moved here: their accounts get a scan pass at the next tick.
@@ -288,8 +292,9 @@ class TableStates:
 
     Faust files a table write under the partition of the *current event* (the RocksDB store's
     per-partition database and the changelog partition), which it reads from a context variable. In a
-    batch that is only the last event, so each account's state is written with its own latest event
-    made current: the account's partition.
+    batch that is only the last event, so each account's state is written with the record that last
+    changed it made current: one of the account's own records, or a scan request naming it, both on the
+    account's partition.
 
     Only the context variable is set, and only for the write. ``Stream._set_current_event`` would also
     set the stream's ``current_event`` attribute, which `take_events`'s background buffer reads to pair
@@ -300,17 +305,19 @@ class TableStates:
     def __init__(self, table: faust.types.TableT, batch: Sequence[EventT], parsed: ParsedStates) -> None:
         self.table = table
         self.parsed = parsed
-        self.events = {event.message.key: event for event in batch if event.message.key is not None}
+        self.events = {(e.message.topic, e.message.partition, e.message.offset): e for e in batch}
 
     def get(self, account_id: str) -> AccountState | None:
         key = account_id.encode()
         blob = self.table.get(key)
         return self.parsed.parse(key, blob) if blob else None
 
-    def __setitem__(self, account_id: str, state: AccountState) -> None:
+    def write(self, account_id: str, state: AccountState, source: InputRecord) -> None:
+        """Write an account's state under the partition of ``source``, the batch's record it is for."""
         key = account_id.encode()
+        event = self.events[(source.topic, source.partition, source.offset)]
         # No public way to say which event a write is for; the token restores this task's context.
-        token = _current_event.set(weakref.ref(self.events[key]))
+        token = _current_event.set(weakref.ref(event))
         try:
             self.table[key] = self.parsed.remember(key, state)
         finally:

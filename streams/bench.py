@@ -40,7 +40,7 @@ from inference.bench import bench_drafting
 from models.simulator import DEFAULT_START, Practice
 from rules.bench import gate_benchmark
 from streams.brokers import BrokerEngine, free_port, start_broker
-from streams.commands import SCAN_TOPIC, ScanRequest
+from streams.commands import SCAN_TOPIC, scan_requests
 from streams.progress import progress
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
@@ -195,17 +195,6 @@ def _engine_rate(workers: list[WorkerProcess], expected: int, timeout_s: float =
     raise TimeoutError(f"the engine processed fewer than {expected} events in {timeout_s:.0f} s")
 
 
-def _scan_requests(accounts: list[str]) -> list[tuple[bytes, bytes]]:
-    """The daily scan of every account up to the latency run's day, as the worker's timer sends it at
-    midnight in production. The benchmark's worker runs without the timer (simulated days pass in
-    seconds), so without this each latency statement would first catch up a month of its account's
-    scans: the latency of a backlog, not of an event."""
-    return [
-        (account.encode(), ScanRequest(account_id=account, at=LATENCY_DAY).model_dump_json().encode())
-        for account in accounts
-    ]
-
-
 def _wait_consumed(run: _Run, group: str, topic: str, timeout_s: float = 600) -> None:
     """Wait until the consumer group ``group`` has committed everything on ``topic``."""
     deadline = time.monotonic() + timeout_s
@@ -328,7 +317,12 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
         engine_app = "bench-engine"
         with start_worker(bootstrap, free_port(), log_path=log, env=run.env(engine_app)) as worker:
             engine = _engine_rate([worker], len(records))
-            asyncio.run(_produce(bootstrap, settings.topic(SCAN_TOPIC), _scan_requests(accounts)))
+            # Every account scanned up to the latency run's day, as the timer does at midnight in
+            # production. The benchmark's worker runs without the timer (simulated days pass in seconds):
+            # without this each latency statement would first catch up a month of its account's scans,
+            # the latency of a backlog, not of an event.
+            scans = scan_requests(accounts, LATENCY_DAY, settings.partitions)
+            asyncio.run(_produce(bootstrap, settings.topic(SCAN_TOPIC), scans))
             _wait_consumed(run, engine_app, settings.topic(SCAN_TOPIC))
             latencies = asyncio.run(_latency(run, accounts, config.latency_rate, config.latency_seconds))
 

@@ -40,7 +40,7 @@ from schemas.deadletter import DeadLetter, DeadLetterError, raw_text
 from schemas.events import CanonicalEvent, CommunicationLogged, InvalidEvent, PaymentPostedEvent, parse_event
 from schemas.inputs import ActionOutcome, ReviewDecision
 from streams import metrics
-from streams.commands import ACCESS_TOPIC, SCAN_TOPIC, AuditRequest, ScanRequest
+from streams.commands import ACCESS_TOPIC, SCAN_TOPIC, AuditRequest, ScanRequest, partition_of
 from streams.persons import PersonIndex
 
 log = logging.getLogger(__name__)
@@ -102,6 +102,9 @@ class Processed:
 
     outputs: list[Output]
     states: dict[str, AccountState]
+    sources: dict[str, InputRecord]
+    """The input record each state in ``states`` is written for: it is on the account's partition, and
+    the worker files the write under that partition."""
 
 
 class Rejected(Exception):
@@ -123,9 +126,16 @@ class _Pass:
     drafts: dict[str, DraftOutcome]
     outputs: list[Output] = field(default_factory=list)
     wanted: list[tuple[str, DraftFacts]] = field(default_factory=list)
-    changed: dict[str, None] = field(default_factory=dict)
+    changed: dict[str, InputRecord] = field(default_factory=dict)
     """The accounts whose state changed, in the order they first did (a set's order would vary between
-    runs with the hash seed, and with it the order of `billwise decide`'s idle scans)."""
+    runs with the hash seed, and with it the order of `billwise decide`'s idle scans), each with the
+    input record that last changed it."""
+
+    def state_of(self, account_id: str) -> AccountState | None:
+        """An account's state as this pass has left it so far, read from the store the first time."""
+        if account_id not in self.states:
+            self.states[account_id] = self.store.get(account_id)
+        return self.states[account_id]
 
 
 class Processor:
@@ -138,9 +148,13 @@ class Processor:
         prefix: str = "billing",
         drafter: Drafter | None = None,
         models: ModelSuite | None = None,
+        partitions: int = 1,
     ) -> None:
+        """``partitions``: how many the input topics have (a scan request may only name accounts of its
+        key's partition)."""
         self.policy = policy
         self.prefix = prefix
+        self.partitions = partitions
         self.drafter = drafter or Drafter(None)
         self.models = models
         self._clock: datetime | None = None
@@ -176,8 +190,9 @@ class Processor:
                 action_id: outcome for (action_id, _), outcome in zip(run.wanted, outcomes, strict=True)
             }
             run = self._run(records, before, store, drafts=drafts, final=True)
-        changed = {account_id: run.states[account_id] for account_id in run.changed}
-        return Processed(run.outputs, {k: v for k, v in changed.items() if v is not None})
+        states = {account_id: run.states[account_id] for account_id in run.changed}
+        written = {account_id: state for account_id, state in states.items() if state is not None}
+        return Processed(run.outputs, written, {key: run.changed[key] for key in written})
 
     def _run(
         self,
@@ -212,9 +227,18 @@ class Processor:
                     run.outputs.append(dead_letter(record, "decision_error", f"{type(exc).__name__}: {exc}"))
         return run
 
-    def _apply(self, run: _Pass, account_id: str, decision: Decision, label: str, *, scans: int = 1) -> None:
-        """Take a decision's state and outputs into the pass (``scans``: how many quiet daily scans a
-        scan decision stands for)."""
+    def _apply(
+        self,
+        run: _Pass,
+        account_id: str,
+        decision: Decision,
+        label: str,
+        record: InputRecord,
+        *,
+        scans: int = 1,
+    ) -> None:
+        """Take a decision on ``record`` into the pass (``scans``: how many quiet daily scans a scan
+        decision stands for)."""
         run.wanted.extend(decision.draft_requests)
         if decision.duplicate:
             if run.final:
@@ -227,10 +251,10 @@ class Processor:
             # never left the producer: writing the same state again puts it on the changelog.
             if decision.state is not None:
                 run.states[account_id] = decision.state
-                run.changed[account_id] = None
+                run.changed[account_id] = record
             return
         run.states[account_id] = decision.state
-        run.changed[account_id] = None
+        run.changed[account_id] = record
         run.outputs.extend(decision.outputs)
         if run.final:
             _count(decision, label, scans)
@@ -246,7 +270,7 @@ class Processor:
         started = time.perf_counter()
         state = run.states.get(key)
         if state is not None and not state.has_seen(event.dedup_key):
-            state = self._catch_up(key, state, event.time, run)
+            state = self._catch_up(key, state, event.time, run, record)
         if run.final and event.time <= record.received_at + CLOCK_LEAD_LIMIT:
             self._clock = event.time if self._clock is None else max(self._clock, event.time)
         scores, x, ranking = self._score(
@@ -264,7 +288,7 @@ class Processor:
             drafts=run.drafts,
             channel_ranking=ranking,
         )
-        self._apply(run, key, decision, event.type)
+        self._apply(run, key, decision, event.type, record)
         if run.final:
             self._learned(key, decision, x, scores, event)
             metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
@@ -276,15 +300,15 @@ class Processor:
         self.persons.add(practice_id, patient_id, account_id)
         contacts: list[ContactFact] = []
         for other in self.persons.others(practice_id, patient_id, account_id):
-            if other not in run.states:
-                run.states[other] = run.store.get(other)
-            state = run.states[other]
+            state = run.state_of(other)
             if state is not None:
                 contacts.extend(state.contacts)
         return tuple(contacts)
 
-    def _catch_up(self, key: str, state: AccountState, now: datetime, run: _Pass) -> AccountState:
-        """The account's daily scans missed up to ``now``, in order; its state after them."""
+    def _catch_up(
+        self, key: str, state: AccountState, now: datetime, run: _Pass, record: InputRecord
+    ) -> AccountState:
+        """The account's daily scans missed up to ``now``, in order (for ``record``); its state after them."""
         if not scan_due(state.last_scan_day, now, self.policy):
             return state
         others = self._person_contacts(state.practice_id, state.patient_id, key, run)
@@ -293,7 +317,7 @@ class Processor:
             # Quiet scans need no scores (scoring is most of what a scan costs) and no Session.
             quiet, state = quiet_scans(state, self.policy, moments)
             if quiet:
-                self._apply(run, key, Decision(state=state, outputs=()), "scan", scans=quiet)
+                self._apply(run, key, Decision(state=state, outputs=()), "scan", record, scans=quiet)
                 moments = moments[quiet:]
                 continue
             moment, moments = moments[0], moments[1:]
@@ -307,7 +331,7 @@ class Processor:
                 drafts=run.drafts,
                 channel_ranking=ranking,
             )
-            self._apply(run, key, scan, "scan")
+            self._apply(run, key, scan, "scan", record)
             if run.final:
                 self._sent(key, scan, x, scores, moment)
             state = scan.state
@@ -315,8 +339,22 @@ class Processor:
 
     def _scan(self, record: InputRecord, key: str | None, run: _Pass) -> None:
         request = _parsed(ScanRequest, record)
-        key, state = _known_account(key, request.account_id, run)
-        self._catch_up(key, state, request.at, run)
+        key = _keyed(key, request.account_ids[0], "account_ids.0")
+        partition = partition_of(key, self.partitions)
+        unknown: list[str] = []
+        for account_id in request.account_ids:
+            # A state is written under the partition of the record that changed it, so a record may
+            # only scan the accounts of its own partition.
+            mine = partition_of(account_id, self.partitions) == partition
+            state = run.state_of(account_id) if mine else None
+            if state is None:
+                unknown.append(account_id)
+            else:
+                self._catch_up(account_id, state, request.at, run, record)
+        if unknown:
+            # The others are scanned: a dead letter names the ones that were not.
+            names = ", ".join(map(repr, unknown))
+            raise Rejected("unknown_account", f"no account {names} on this key's partition", "account_ids")
 
     def _score(
         self, state: AccountState | None, now: datetime, run: _Pass, trigger: str
@@ -359,7 +397,7 @@ class Processor:
         key, state = _known_account(key, decision.account_id, run)
         others = self._person_contacts(state.practice_id, state.patient_id, key, run)
         reviewed = review_decision(state, decision, self.policy, decision.at, person_contacts=others)
-        self._apply(run, key, reviewed, "review")
+        self._apply(run, key, reviewed, "review", record)
 
     def _access(self, record: InputRecord, key: str | None, run: _Pass) -> None:
         request = _parsed(AuditRequest, record)
@@ -375,7 +413,7 @@ class Processor:
             details=details,
             policy=self.policy,
         )
-        self._apply(run, key, decision, "access")
+        self._apply(run, key, decision, "access", record)
 
     def _outcome(self, record: InputRecord, key: str | None, run: _Pass) -> None:
         # Sender outcomes are validated and counted; contacts are planned when an action is released,

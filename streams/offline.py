@@ -6,9 +6,9 @@ what the stream would write, drafts included (`VLLM_BASE_URL` set: the model wit
 unset: the approved templates).
 
 The worker's daily-scan timer has an offline counterpart: when an event moves the events' clock past a
-scan-day boundary, every account seen so far gets a `ScanRequest` at that event's time once the event is
-decided (as the timer follows the events the worker has decided), so accounts without events of their
-own are scanned as the worker's timer scans them.
+scan-day boundary, `ScanRequest` records at that event's time name every account seen so far, once the
+event is decided (as the timer follows the events the worker has decided), so accounts without events
+of their own are scanned as the worker's timer scans them.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from rules.decide import scan_day
 from rules.outputs import Output
 from rules.policy import Policy
 from rules.state import AccountState
-from streams.commands import SCAN_TOPIC, ScanRequest
+from streams.commands import SCAN_TOPIC, scan_requests
 from streams.ingest import InputRecord, Processor
 
 BATCH_SIZE = 500
@@ -107,16 +107,13 @@ async def decide_stream(
 
 
 def _scan_requests(states: dict[str, AccountState | None], at: datetime, topic: str) -> list[InputRecord]:
-    """A `ScanRequest` at ``at`` for every account with a state, as the worker's timer sends them."""
+    """Scan requests at ``at`` for every account with a state, as the worker's timer sends them (one
+    partition here)."""
+    accounts = [account_id for account_id, state in states.items() if state is not None]
     return [
-        InputRecord(topic, 0, 0, account_id.encode(), _scan_request(account_id, at), at)
-        for account_id, state in states.items()
-        if state is not None
+        InputRecord(topic, 0, offset, key, value, at)
+        for offset, (key, value) in enumerate(scan_requests(accounts, at, partitions=1))
     ]
-
-
-def _scan_request(account_id: str, at: datetime) -> bytes:
-    return ScanRequest(account_id=account_id, at=at).model_dump_json().encode()
 
 
 def decide_lines(

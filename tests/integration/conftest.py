@@ -46,7 +46,10 @@ def engine(kafka_bootstrap: str, tmp_path: Path) -> Iterator[RunningEngine]:
         "BILLWISE_MODEL_LEARNING": "false",
     }
     settings = StreamSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, topic_prefix=env["BILLWISE_TOPIC_PREFIX"], partitions=4
+        kafka_bootstrap_servers=kafka_bootstrap,
+        topic_prefix=env["BILLWISE_TOPIC_PREFIX"],
+        app_id=env["BILLWISE_APP_ID"],
+        partitions=4,
     )
     asyncio.run(ensure_topics(settings))
     import time

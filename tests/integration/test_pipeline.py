@@ -14,6 +14,7 @@ import pytest
 from rules.policy import load_policy
 from rules.usecases import SCAN_EVENT_TYPE
 from schemas.audit import verify_chain
+from streams.commands import partition_of
 from streams.kafka_io import Record, produce_events, read_topics
 from streams.offline import decide_lines
 from tests.integration.conftest import RunningEngine
@@ -58,7 +59,8 @@ def test_events_become_actions_and_audit_records_and_bad_input_is_dead_lettered(
     # Weeks later one account pays: the others have no event that day, only the daily-scan timer.
     weeks_later = later_payment(days=40)
     stream: list[bytes | dict] = [*events, statement, *_malformed(statement), late_statement, weeks_later]
-    asyncio.run(produce_events(engine.settings.kafka_bootstrap_servers, engine.topic("events"), stream))
+    bootstrap = engine.settings.kafka_bootstrap_servers
+    asyncio.run(produce_events(bootstrap, engine.topic("events"), stream))
 
     # What the offline core makes of the same sequence is what the stream must write.
     lines = [e if isinstance(e, bytes) else json.dumps(e).encode() for e in stream]
@@ -109,6 +111,12 @@ def test_events_become_actions_and_audit_records_and_bad_input_is_dead_lettered(
     assert audit, "every decision writes an audit record"
     assert all(r.key == r.value["account_id"] for r in audit)
     assert verify_chain(r.value for r in audit) is None
+
+    # Every state is filed under its account's partition, the timer's scans included (one request names
+    # several accounts): a restarted or rebalanced worker recovers a partition's accounts from it alone.
+    changelog = asyncio.run(read_topics(bootstrap, [f"{engine.settings.app_id}-accounts-changelog"]))
+    assert {r.key for r in changelog} >= scanned
+    assert all(r.partition == partition_of(r.key or "", engine.settings.partitions) for r in changelog)
 
 
 def test_every_record_of_bursty_input_is_taken_once(engine: RunningEngine) -> None:

@@ -30,6 +30,7 @@ from schemas.deadletter import DeadLetter
 from schemas.events import CanonicalEvent
 from streams import ingest as ingest_module
 from streams.bench import simulated_events
+from streams.commands import MAX_SCAN_ACCOUNTS
 from streams.ingest import InputRecord, Processor
 from streams.offline import decide_lines
 
@@ -94,8 +95,9 @@ def test_records_of_every_input_topic_are_validated() -> None:
         assert letter.error.type == "validation_error", topic
         assert letter.error.path
     assert _dead_letter(b"{}", b"ACC-1", "billing.elsewhere").error.type == "unknown_topic"
-    scan_of_nobody = b'{"account_id": "ACC-1", "at": "2026-03-02T05:00:00Z"}'
+    scan_of_nobody = b'{"account_ids": ["ACC-1"], "at": "2026-03-02T05:00:00Z"}'
     assert _dead_letter(scan_of_nobody, b"ACC-1", "billing.scans").error.type == "unknown_account"
+    assert _dead_letter(scan_of_nobody, b"ACC-2", "billing.scans").error.type == "key_mismatch"
 
 
 def test_a_batch_decides_like_one_record_at_a_time_and_redelivery_changes_nothing() -> None:
@@ -164,6 +166,44 @@ def test_a_day_boundary_runs_the_missed_daily_scans_first() -> None:
     rescanned = states["ACC-1002"]
     assert rescanned is not None and rescanned.last_scan_day is not None
     assert rescanned.last_scan_day.isoformat() == "2026-05-20"
+
+
+def _scan_record(account_ids: Sequence[str], at: str, offset: int = 0) -> InputRecord:
+    value = json.dumps({"account_ids": list(account_ids), "at": at}).encode()
+    return _record(value, account_ids[0].encode(), "billing.scans", offset)
+
+
+def test_one_scan_request_for_many_accounts_decides_what_one_request_each_would() -> None:
+    states: dict[str, AccountState | None] = {}
+    events = simulated_events(1500, seed=3)
+    _run([_record(value, key, offset=n) for n, (key, value) in enumerate(events)], states)
+    accounts = [account_id for account_id, state in states.items() if state is not None][:MAX_SCAN_ACCOUNTS]
+    at = "2026-09-01T05:00:00Z"  # weeks after the last event: the scans send reminders, not only quiet days
+    one_each = dict(states)
+    separately = [o for n, a in enumerate(accounts) for o in _run([_scan_record([a], at, n)], one_each)]
+    together = asyncio.run(Processor(load_policy()).process([_scan_record(accounts, at)], states))
+    assert [o.as_line() for o in together.outputs] == [o.as_line() for o in separately]
+    assert sum(isinstance(o.value, Action) for o in together.outputs) > 10, "too few scans acted to compare"
+    assert {**states, **together.states} == one_each
+    # Every state is written for the request, which is on the accounts' partition.
+    assert together.sources.keys() == together.states.keys() == set(accounts)
+    assert {source.topic for source in together.sources.values()} == {"billing.scans"}
+
+
+def test_a_scan_request_scans_only_the_known_accounts_of_its_partition() -> None:
+    lines = _lines()
+    states: dict[str, AccountState | None] = {}
+    _run([_record(line, _key(line), offset=n) for n, line in enumerate(lines)], states)
+    # With 8 partitions ACC-1001 and ACC-1003 share partition 4, ACC-1002 is on partition 3.
+    processor = Processor(load_policy(), partitions=8)
+    record = _scan_record(["ACC-1001", "ACC-1002", "ACC-1003", "ACC-NOBODY"], "2026-04-20T05:00:00Z")
+    processed = asyncio.run(processor.process([record], states))
+    assert set(processed.states) == {"ACC-1001", "ACC-1003"}
+    assert all(state.last_scan_day.isoformat() == "2026-04-20" for state in processed.states.values())
+    [letter] = [o.value for o in processed.outputs if o.topic == "dlq"]
+    assert isinstance(letter, DeadLetter) and letter.error.type == "unknown_account"
+    assert "'ACC-1002'" in letter.error.message and "'ACC-NOBODY'" in letter.error.message
+    assert "'ACC-1001'" not in letter.error.message
 
 
 @pytest.mark.parametrize("mode", ["good", "threat"])
