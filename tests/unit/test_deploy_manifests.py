@@ -3,12 +3,13 @@
 Every YAML and JSON file under ``deploy/`` parses; the Kubernetes objects have their required fields and
 refer to each other consistently (service ↔ pod labels, volumes ↔ mounts, secrets ↔ keys, probes ↔
 ports); the compose stack has every service the issue names and mounts files that exist; and every
-``BILLWISE_*`` and ``VLLM_*`` variable the manifests set is one the code reads, so a misspelt setting
-cannot silently fall back to its default.
+``BILLWISE_*``, ``VLLM_*`` and ``KAFKA_*`` variable the manifests set is one the code reads, so a
+misspelt setting cannot silently fall back to its default.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from inference.drafting import DraftingSettings
+from streams import kafka_security
 from streams.settings import StreamSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,15 +36,8 @@ API_VERSIONS = {
     "StatefulSet": "apps/v1",
     "PodDisruptionBudget": "policy/v1",
 }
-# Names the manifests set for settings that are not implemented yet (issue 9, security): the worker
-# ignores them until then; deploy/README.md says so.
-PLACEHOLDER_VARIABLES = {
-    "KAFKA_SECURITY_PROTOCOL",
-    "KAFKA_SASL_MECHANISM",
-    "KAFKA_SSL_CAFILE",
-    "KAFKA_SASL_USERNAME",
-    "KAFKA_SASL_PASSWORD",
-}
+# The Kafka TLS and SASL variables: the names `streams.kafka_security` reads.
+KAFKA_SECURITY_SOURCE = inspect.getsource(kafka_security)
 
 
 def _documents(path: Path) -> list[Any]:
@@ -79,7 +74,9 @@ def _known_variable(name: str) -> bool:
         return name.lower() in DraftingSettings.model_fields
     if name == "KAFKA_BOOTSTRAP_SERVERS":
         return True
-    return name in PLACEHOLDER_VARIABLES or name == "POD_NAME"
+    if name.startswith("KAFKA_"):
+        return f'"{name}"' in KAFKA_SECURITY_SOURCE
+    return name == "POD_NAME"
 
 
 # --------------------------------------------------------------------------------------------------
