@@ -44,7 +44,7 @@ from streams.commands import SCAN_TOPIC, scan_requests
 from streams.progress import progress
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
-from streams.worker_process import WorkerProcess, start_worker
+from streams.worker_process import READY_TIMEOUT_S, WorkerProcess, launch_worker, start_worker
 
 TWO_WORKER_STORE = {BrokerEngine.TANSU.value: {"BILLWISE_STORE": "memory://"}}
 """On Tansu the scale-out run keeps its tables in memory: when the second worker joins, Faust's recovery
@@ -376,9 +376,11 @@ def _two_workers(run: _Run, folder: str, bootstrap: str, expected: int) -> tuple
     """Two worker processes in one group over the same events; a failure is reported, not raised."""
     workers: list[WorkerProcess] = []
     try:
+        # Launched together, so that they share the events from the start rather than the first one
+        # working alone while the second starts (`rate` leaves out what was done before it polled).
         for n in range(2):
             workers.append(
-                start_worker(
+                launch_worker(
                     bootstrap,
                     free_port(),
                     log_path=Path(folder) / f"w{n}.log",
@@ -390,6 +392,8 @@ def _two_workers(run: _Run, folder: str, bootstrap: str, expected: int) -> tuple
                     },
                 )
             )
+        for worker in workers:
+            worker.wait_ready(READY_TIMEOUT_S)
         return _engine_rate(workers, expected), None
     except (httpx.HTTPError, TimeoutError, RuntimeError) as exc:
         return None, f"{type(exc).__name__}: {exc}"[:300]

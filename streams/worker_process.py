@@ -17,6 +17,9 @@ from typing import Self
 
 import httpx
 
+READY_TIMEOUT_S = 90.0
+"""How long a worker may take to start and be given its partitions."""
+
 
 class WorkerStartError(RuntimeError):
     """The worker exited or did not become ready; the message carries the end of its log."""
@@ -80,9 +83,19 @@ def start_worker(
     *,
     log_path: Path,
     env: dict[str, str] | None = None,
-    ready_timeout_s: float = 90.0,
+    ready_timeout_s: float = READY_TIMEOUT_S,
 ) -> WorkerProcess:
     """Start ``billwise worker`` against ``bootstrap`` and wait until it is ready."""
+    worker = launch_worker(bootstrap, web_port, log_path=log_path, env=env)
+    worker.wait_ready(ready_timeout_s)
+    return worker
+
+
+def launch_worker(
+    bootstrap: str, web_port: int, *, log_path: Path, env: dict[str, str] | None = None
+) -> WorkerProcess:
+    """Start ``billwise worker`` against ``bootstrap`` without waiting for it (see `start_worker`):
+    workers launched together join their group together."""
     child_env = {**os.environ, "KAFKA_BOOTSTRAP_SERVERS": bootstrap, **(env or {})}
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
@@ -93,6 +106,4 @@ def start_worker(
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-    worker = WorkerProcess(process, web_port, log_path)
-    worker.wait_ready(ready_timeout_s)
-    return worker
+    return WorkerProcess(process, web_port, log_path)
