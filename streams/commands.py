@@ -56,9 +56,9 @@ class ScanRequest(ContractModel):
     """Run the daily scans missed up to ``at`` (the timer's clock) of the accounts ``account_ids``.
 
     The accounts are all on one partition, and the record is keyed by the first of them, so that it
-    reaches the agent that owns them all (`scan_requests` builds them so). One record per account
-    made the timer's own traffic most of what an idle practice cost the worker: sending, consuming and
-    acknowledging a record took longer than the quiet scan it asked for.
+    reaches the agent that owns them all (`scan_requests` builds them so). With one record per
+    account, sending, consuming and acknowledging each record cost the worker more than the quiet scan
+    it asked for (docs/performance.md, seventh session).
 
     Idempotent: scans are kept per scan day, so a request for a day already scanned changes nothing.
 
