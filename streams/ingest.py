@@ -190,8 +190,7 @@ class Processor:
                 action_id: outcome for (action_id, _), outcome in zip(run.wanted, outcomes, strict=True)
             }
             run = self._run(records, before, store, drafts=drafts, final=True)
-        states = {account_id: run.states[account_id] for account_id in run.changed}
-        written = {account_id: state for account_id, state in states.items() if state is not None}
+        written = {key: state for key in run.changed if (state := run.states[key]) is not None}
         return Processed(run.outputs, written, {key: run.changed[key] for key in written})
 
     def _run(
