@@ -6,10 +6,16 @@ learns a positive when the account pays within the label window and a negative w
 (`models.labels`), and reports rolling quality to Prometheus (`models.monitoring`). Each worker learns
 from its own partitions' accounts (below).
 
-Online learning makes a worker's decisions depend on the order in which its partitions' labels
-arrived, which no offline run reproduces. ``learning=False`` keeps the models as they are (their
-checkpoint, or the priors): the stream and ``billwise decide`` then decide identically, which is what
-replays and the fault tests compare.
+**The models learn once a day.** Labels (payments, engagement outcomes, windows that closed) wait until
+stream time reaches the next day boundary (`tick`, which the worker calls at the first event of each
+scan day), and are then learned in one fixed order: by decision time, account and model. Learning as
+each label arrived made a worker's scores depend on how the records of its partitions happened to
+interleave within a batch, so two runs over the same events decided differently (the demo's report
+changed from run to run with the same seed). Now a day's scores depend only on the days before it: the
+stream and ``billwise decide`` decide identically as long as each day's events are decided before the
+next day's, in any interleaving of partitions. A label is learned at most a day later than before,
+against label windows of 14 to 90 days. ``learning=False`` keeps the models as they are (their
+checkpoint, or the priors).
 
 It also keeps the channel chooser (`models.channel`): `channel_ranking` draws the ranking a decision
 passes to the decision core, `decided` keeps the channel that went out, and payments (`paid`) and
@@ -54,7 +60,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 from models.channel import REWARD_OUTCOMES, REWARD_WINDOW, ChannelChooser
 from models.features import features
@@ -68,6 +74,8 @@ from rules.state import AccountState
 from schemas.actions import Scores
 
 CHECKPOINT_KIND = "model-suite"
+Learner = Literal["propensity", "risk", "channel"]
+LEARNERS: tuple[Learner, ...] = ("propensity", "risk", "channel")
 
 
 class ModelSuite:
@@ -89,6 +97,8 @@ class ModelSuite:
         self.channel_snapshots: dict[str, Any] = {}
         self._queues: dict[str, SweepQueue] = {}
         self._index_snapshots()
+        self.waiting: list[tuple[Learner, Label]] = []
+        """Labels known since the last `tick`, with the model that learns them."""
         self.monitor = ModelMonitor("propensity") if monitored else None
 
     def score(self, state: AccountState, now: datetime) -> tuple[Scores, dict[str, float]]:
@@ -151,27 +161,33 @@ class ModelSuite:
 
     def outcome(self, account_id: str, status: str, at: datetime) -> None:
         """A sender's or the platform's report on a message: clicks, replies and conversations reward the
-        channels of the account's open messages (`models.channel.REWARD_OUTCOMES`)."""
+        channels of the account's open messages (`models.channel.REWARD_OUTCOMES`), at the next `tick`."""
         if status in REWARD_OUTCOMES:
-            self._reward(on_payment(self.channel_snapshots, account_id, at, window=REWARD_WINDOW))
-
-    def _reward(self, labels: list[Label]) -> None:
-        for label in labels:
-            self.chooser.learn(label)
+            self._wait("channel", on_payment(self.channel_snapshots, account_id, at, window=REWARD_WINDOW))
 
     def paid(self, account_id: str, at: datetime) -> None:
-        """A payment: every open snapshot of the account within its window becomes a positive (the
-        propensity model's when the window closes, `models.labels`' held positives)."""
-        self._learn(
-            on_payment(self.snapshots, account_id, at, hold=True),
-            on_payment(self.risk_snapshots, account_id, at, window=RISK_WINDOW),
-        )
-        self._reward(on_payment(self.channel_snapshots, account_id, at, window=REWARD_WINDOW))
+        """A payment: every open snapshot of the account within its window becomes a positive, learned at
+        the next `tick` (the propensity model's when its window closes, `models.labels`' held positives)."""
+        self._wait("propensity", on_payment(self.snapshots, account_id, at, hold=True))
+        self._wait("risk", on_payment(self.risk_snapshots, account_id, at, window=RISK_WINDOW))
+        self._wait("channel", on_payment(self.channel_snapshots, account_id, at, window=REWARD_WINDOW))
 
     def tick(self, now: datetime) -> None:
-        """Windows that closed by ``now`` become negatives (called as stream time advances)."""
-        self._learn(self._expire("propensity", now), self._expire("risk", now))
-        self._reward(self._expire("channel", now))
+        """Stream time reached ``now`` (a day boundary): windows that closed by then become negatives,
+        and every waiting label is learned, in an order that does not depend on the order they came in."""
+        for name in LEARNERS:
+            self._wait(name, self._expire(name, now))
+        # Stable: labels of one account, decided at the same time for the same model, keep the order of
+        # that account's own records, which every interleaving of partitions preserves.
+        waiting = sorted(self.waiting, key=lambda item: (item[1].decided_at, item[1].account_id, item[0]))
+        self.waiting = []
+        for name, label in waiting:
+            self._learn(name, label)
+        if self.monitor is not None and any(name != "channel" for name, _ in waiting):
+            self.monitor.set_backlog(sum(len(v) for v in self.snapshots.values()))
+
+    def _wait(self, name: Learner, labels: list[Label]) -> None:
+        self.waiting.extend((name, label) for label in labels)
 
     def _stores(self) -> dict[str, tuple[dict[str, Any], timedelta]]:
         """Each model's open snapshots and its label window."""
@@ -185,19 +201,19 @@ class ModelSuite:
         """Sweep queues over the snapshot stores as they are (new, or restored from a checkpoint)."""
         self._queues = {name: SweepQueue(store, window) for name, (store, window) in self._stores().items()}
 
-    def _expire(self, name: str, now: datetime) -> list[Label]:
+    def _expire(self, name: Learner, now: datetime) -> list[Label]:
         store, window = self._stores()[name]
         return expire(store, now, window=window, accounts=self._queues[name].due(now))
 
-    def _learn(self, labels: list[Label], risk_labels: list[Label]) -> None:
-        for label in labels:
+    def _learn(self, name: Learner, label: Label) -> None:
+        if name == "propensity":
             self.propensity.learn(label.x, label.y)
             if self.monitor is not None:
                 self.monitor.observe(label)
-        for label in risk_labels:
+        elif name == "risk":
             self.risk.learn(label.x, paid=label.y)
-        if self.monitor is not None and (labels or risk_labels):
-            self.monitor.set_backlog(sum(len(v) for v in self.snapshots.values()))
+        else:
+            self.chooser.learn(label)
 
     def checkpoint(self) -> bytes:
         return dumps(
@@ -208,6 +224,7 @@ class ModelSuite:
                 "snapshots": self.snapshots,
                 "risk_snapshots": self.risk_snapshots,
                 "channel_snapshots": self.channel_snapshots,
+                "waiting": self.waiting,
             },
             kind=CHECKPOINT_KIND,
         )
@@ -227,5 +244,6 @@ class ModelSuite:
         suite.snapshots = saved["snapshots"]
         suite.risk_snapshots = saved["risk_snapshots"]
         suite.channel_snapshots = saved.get("channel_snapshots", {})
+        suite.waiting = saved.get("waiting", [])
         suite._index_snapshots()
         return suite

@@ -18,7 +18,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Protocol, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -28,11 +28,12 @@ from inference.facts import DraftFacts
 from models.suite import ModelSuite
 from rules.access import record_access
 from rules.channels import ChannelRanking
-from rules.decide import daily_scan, decide, due_scans, quiet_scans, scan_due
+from rules.decide import daily_scan, decide, due_scans, quiet_scans, scan_day, scan_due
 from rules.facts import apply_event
 from rules.outputs import Decision, Output
 from rules.policy import Policy
 from rules.review import review_decision
+from rules.schedule import start_of_day
 from rules.state import AccountState, ContactFact
 from schemas.actions import PATIENT_FACING_KINDS, Action, Scores
 from schemas.audit import AuditRecord
@@ -158,6 +159,8 @@ class Processor:
         self.drafter = drafter or Drafter(None)
         self.models = models
         self._clock: datetime | None = None
+        self._models_day: date | None = None
+        """The scan day the models last learned at (`_advance`)."""
         self.persons = PersonIndex()
         self._handlers: dict[str, Callable[[InputRecord, str | None, _Pass], None]] = {
             f"{prefix}.events": self._event,
@@ -267,11 +270,11 @@ class Processor:
             raise Rejected(exc.kind, exc.message, exc.path) from None
         key = _keyed(key, event.account_id, "data.account_id")
         started = time.perf_counter()
+        if run.final and event.time <= record.received_at + CLOCK_LEAD_LIMIT:
+            self._advance(event.time)
         state = run.states.get(key)
         if state is not None and not state.has_seen(event.dedup_key):
             state = self._catch_up(key, state, event.time, run, record)
-        if run.final and event.time <= record.received_at + CLOCK_LEAD_LIMIT:
-            self._clock = event.time if self._clock is None else max(self._clock, event.time)
         scores, x, ranking = self._score(
             apply_event(state, event.data) if state is not None else None, event.time, run, event.dedup_key
         )
@@ -291,6 +294,16 @@ class Processor:
         if run.final:
             self._learned(key, decision, x, scores, event)
             metrics.DECISION_SECONDS.observe(time.perf_counter() - started)
+
+    def _advance(self, now: datetime) -> None:
+        """Move the events' clock to ``now``; at the first event of a new scan day, before it or its
+        account's missed scans are scored, the models learn the labels known by the day's start
+        (`models.suite`: a day's scores must not depend on how the partitions' records interleave)."""
+        self._clock = now if self._clock is None else max(self._clock, now)
+        day = scan_day(now, self.policy)
+        if self.models is not None and (self._models_day is None or day > self._models_day):
+            self.models.tick(start_of_day(day, self.policy.scan.timezone))
+            self._models_day = day
 
     def _person_contacts(
         self, practice_id: str, patient_id: str, account_id: str, run: _Pass
@@ -369,7 +382,6 @@ class Processor:
     ) -> None:
         if self.models is None or scores is None:
             return
-        self.models.tick(event.time)
         data = event.data
         if isinstance(data, CommunicationLogged):
             self.models.outcome(key, data.outcome, data.at)

@@ -73,8 +73,10 @@ class CrashableWorker:
             "BILLWISE_APP_ID": settings.app_id,
             "BILLWISE_PARTITIONS": str(self.partitions),
             "BILLWISE_DATA_DIR": str(self.workdir / "worker-data"),
-            # Online learning depends on the order labels arrive across partitions, which the offline
-            # expectation cannot reproduce; with it off, stream and offline must decide identically.
+            # The models learn at each new day of the events' clock (`models.suite`). Records of many
+            # days are produced at once, so one partition can move the clock to a later day before
+            # another has decided its earlier ones, which the offline expectation cannot reproduce;
+            # with learning off, stream and offline must decide identically.
             "BILLWISE_MODEL_LEARNING": "false",
             # The offline expectation scans an account before its own events only (`idle_scans` off):
             # a timer's scans would depend on when the kills fell.

@@ -41,8 +41,9 @@ def engine(kafka_bootstrap: str, tmp_path: Path) -> Iterator[RunningEngine]:
         "BILLWISE_PARTITIONS": "4",
         "BILLWISE_DATA_DIR": str(tmp_path / "worker-data"),
         "BILLWISE_SCAN_INTERVAL_S": "0.5",
-        # Online learning depends on the order labels arrive across partitions and the timer's scans,
-        # which an offline run cannot reproduce; with it off, stream and offline decide identically.
+        # The models learn at each new day of the events' clock (`models.suite`). Records of many days
+        # sent at once reach the partitions in no fixed order, and the timer's scans come when they
+        # come, which an offline run cannot reproduce; with learning off, both decide identically.
         "BILLWISE_MODEL_LEARNING": "false",
     }
     settings = StreamSettings(
