@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import weakref
+from collections import Counter
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -22,6 +23,7 @@ from typing import Any, cast
 import faust
 from aiokafka.errors import KafkaError
 from faust.streams import Stream, _current_event
+from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 from faust.types import EventT
 from faust.web import Request, Response, View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -32,7 +34,9 @@ from models.suite import ModelSuite
 from rules.decide import scan_day, scan_due
 from rules.outputs import Output
 from rules.policy import Policy, load_policy
+from rules.schedule import start_of_day
 from rules.state import AccountState
+from streams import metrics
 from streams.commands import SCAN_TOPIC, scan_requests
 from streams.ingest import INPUT_TOPICS, InputRecord, Processor
 from streams.kafka_security import faust_security_settings
@@ -112,11 +116,35 @@ def faust_settings(settings: StreamSettings) -> dict[str, Any]:
     }
 
 
+def set_fetch_wait(milliseconds: int) -> None:
+    """Let the broker hold this process's Faust consumers' fetches at most ``milliseconds``.
+
+    Faust creates its consumer with ``fetch_max_wait_ms=1500`` and no setting to change it. Apache Kafka
+    answers a fetch as soon as records arrive, so the wait costs nothing there; Tansu answers only when
+    the wait is up, so every record that arrives while the worker waits sat there up to 1.5 s (the
+    demo paid that two or three times a simulated day). aiokafka reads the attribute when the consumer
+    starts, after Faust created it.
+    """
+    create = _original_create_worker_consumer
+
+    def create_with_wait(thread: AIOKafkaConsumerThread, transport: Any) -> Any:
+        consumer = create(thread, transport)
+        consumer._fetch_max_wait_ms = milliseconds
+        return consumer
+
+    AIOKafkaConsumerThread._create_worker_consumer = create_with_wait  # type: ignore[method-assign,assignment]
+
+
+_original_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+
+
 class Engine:
     """One worker's engine: the Faust app and the objects its agents use."""
 
     def __init__(self, settings: StreamSettings | None = None, policy: Policy | None = None) -> None:
         self.settings = settings or StreamSettings()
+        if self.settings.consumer_fetch_wait_ms is not None:
+            set_fetch_wait(self.settings.consumer_fetch_wait_ms)
         self.policy = policy or load_policy(self.settings.policy)
         self.app = faust.App(self.settings.app_id, **faust_settings(self.settings))
         self.events_topic = self._topic("events")
@@ -193,6 +221,8 @@ class Engine:
             await self._deliver(processed.outputs)
             for account_id, state in processed.states.items():
                 states.write(account_id, state, processed.sources[account_id])
+            for topic, count in Counter(record.topic for record in records).items():
+                metrics.INPUT_RECORDS.labels(topic=topic).inc(count)
             # The timer follows only what is in the table: a pass between the decision and the writes
             # would miss the batch's new accounts and still count the day as done.
             self._events_clock = self.processor.clock
@@ -257,9 +287,14 @@ class Engine:
             last_scan_day = account.last_scan_day
             if (last_scan_day is not None or not first_pass) and scan_due(last_scan_day, now, self.policy):
                 due.append(key.decode())
-        for key, value in scan_requests(due, now, self.settings.partitions):
+        requests = scan_requests(due, now, self.settings.partitions)
+        # Counted before they are sent and the day after: whoever sees the day (the demo's pacer) also
+        # sees the records it must wait for.
+        metrics.SCAN_REQUESTS.inc(len(requests))
+        for key, value in requests:
             await self.scans_topic.send(key=key, value=value)
         self._scans_requested_for = scan_day(now, self.policy)
+        metrics.SCAN_DAY.set(start_of_day(self._scans_requested_for, self.policy.scan.timezone).timestamp())
         log.info("daily scan: requested for %d accounts", len(due))
 
     async def _on_rebalance_complete(self, sender: Any, /, *args: Any, signal: Any, **kwargs: Any) -> None:

@@ -44,9 +44,12 @@ from rich.live import Live
 from rich.table import Table
 
 from models.simulator import DEFAULT_START, FixedCadence, Practice
+from rules.policy import load_policy
+from rules.schedule import local_day, start_of_day
 from schemas.audit import verify_chain
 from schemas.common import utc_text
 from streams.brokers import BrokerEngine, free_port, start_broker
+from streams.commands import SCAN_TOPIC
 from streams.demo_defaults import DEFAULT_DAYS, DEFAULT_PATIENTS, DEFAULT_REPORT, DEFAULT_SEED
 from streams.kafka_io import Record, produce_events, read_topics
 from streams.kpis import EngineTally, OutcomeKpis, WorldTally, outcome_kpis
@@ -58,15 +61,14 @@ from streams.worker_process import WorkerProcess, start_worker
 SAMPLE_EVENTS = Path(__file__).parent / "sample_events.jsonl"
 PARTITIONS = 4
 OUTPUT_ROUTES = ("actions", "review", "audit", "dlq")
-PROCESSED_METRICS = (
-    "billwise_events_total",
-    "billwise_dead_letters_total",
-    "billwise_action_outcomes_total",
-)
-"""Counters whose sum is the number of input records the worker has finished with (events, dead letters,
-sender outcomes; the daily scans it runs by itself have a counter of their own). Duplicates are left out:
-the demo never sends a record twice, so a duplicate is a redelivery of one already counted."""
-ACTIVITY_METRICS = (*PROCESSED_METRICS, "billwise_daily_scans_total", "billwise_duplicate_events_total")
+PROCESSED_METRICS = ("billwise_input_records_total",)
+"""The input records the worker is done with, outputs acknowledged and states written: the demo's events
+and sender outcomes, the scan requests of the worker's own timer, duplicates and dead letters too."""
+REQUESTED_METRICS = ("billwise_daily_scan_requests_total",)
+"""The scan request records the worker's timer sent itself: records to wait for besides the demo's."""
+SCAN_DAY_METRIC = "billwise_daily_scan_day_timestamp_seconds"
+"""The start of the latest scan day the worker's timer requested scans for."""
+ACTIVITY_METRICS = (*PROCESSED_METRICS, "billwise_events_total", "billwise_daily_scans_total")
 """Counters that move while the worker works, on the demo's records or on the daily scans its timer asks
 for by itself: a standstill is a time when none of them moves."""
 STEP = timedelta(days=1)
@@ -97,6 +99,8 @@ class DemoConfig:
     report: Path | None = DEFAULT_REPORT
     process_timeout_s: float = 120.0
     """Longest wait for the worker to take one day's events before the demo gives up."""
+    scan_zone: str = field(default_factory=lambda: load_policy(StreamSettings().policy).scan.timezone)
+    """Where the worker's scan days start (its policy's ``scan.timezone``): the demo's days start there."""
 
 
 # -- the simulated patients as the sender's transport ------------------------------------------------
@@ -153,16 +157,36 @@ def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def _scan_day_start_from(moment: datetime, zone: str) -> datetime:
+    """The start of the first scan day (midnight in ``zone``) at or after ``moment``.
+
+    >>> from datetime import UTC
+    >>> _scan_day_start_from(datetime(2026, 1, 5, tzinfo=UTC), "America/New_York").isoformat()
+    '2026-01-05T05:00:00+00:00'
+    >>> _scan_day_start_from(datetime(2026, 1, 5, 5, tzinfo=UTC), "America/New_York").isoformat()
+    '2026-01-05T05:00:00+00:00'
+    """
+    day = local_day(moment, zone)
+    start = start_of_day(day, zone)
+    return start if start == moment else start_of_day(day + timedelta(days=1), zone)
+
+
 class _DaySteps:
     """A practice's events cut into simulated days, with a clock that never runs behind the stream.
 
     `next_day` returns the events dated before the next day boundary; `now` is then the later of the
     boundary and the time of the first event not yet returned, so that anything dated at or after
     ``now`` (a reply to an action sent at ``now``) keeps the stream in time order.
+
+    The boundaries are the engine's scan days (midnight in the policy's scan zone, the first one at or
+    after a day of the practice's), so every day after the first holds one scan day's events: the
+    worker's models learn at the first event of a scan day (`models.suite`), and a day cut across that
+    boundary would let a partition's later events move them while another's earlier ones wait.
     """
 
-    def __init__(self, practice: Practice) -> None:
+    def __init__(self, practice: Practice, zone: str) -> None:
         self.practice = practice
+        self.zone = zone
         self.start = practice.start
         self._stream = practice.events()
         self._peeked: dict[str, Any] | None = next(self._stream, None)
@@ -171,7 +195,7 @@ class _DaySteps:
 
     def next_day(self) -> list[dict[str, Any]]:
         self.day += 1
-        boundary = self.start + STEP * self.day
+        boundary = _scan_day_start_from(self.start + STEP * self.day, self.zone)
         cut = utc_text(boundary)  # the simulator's times are all "YYYY-MM-DDTHH:MM:SSZ"
         batch: list[dict[str, Any]] = []
         peeked, stream = self._peeked, self._stream
@@ -195,12 +219,13 @@ class PolicyRun:
     actions_sent: Counter[str] = field(default_factory=Counter)
 
 
-def run_baseline(seed: int, patients: int, days: int) -> PolicyRun:
-    """The fixed-cadence baseline over the same practice, offline (no broker), stepped like the demo."""
+def run_baseline(seed: int, patients: int, days: int, zone: str) -> PolicyRun:
+    """The fixed-cadence baseline over the same practice, offline (no broker), stepped like the demo
+    (``zone``: the engine's scan zone, where its days start)."""
     practice = Practice(seed=seed, patients=patients, days=days)
     baseline = FixedCadence()
     tally = WorldTally()
-    steps = _DaySteps(practice)
+    steps = _DaySteps(practice, zone)
     collected: list[int] = []
     sent: Counter[str] = Counter()
     for _ in range(days):
@@ -375,7 +400,8 @@ async def _engine_run(
     refresh: Callable[[], None],
 ) -> EngineRun:
     practice = Practice(seed=config.seed, patients=config.patients, days=config.days)
-    steps = _DaySteps(practice)
+    zone = config.scan_zone
+    steps = _DaySteps(practice, zone)
     clock = SimulatedClock(practice.start)
     transport = SimulatorTransport(practice)
     sender = ReferenceSender(transport, clock)
@@ -388,7 +414,7 @@ async def _engine_run(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks="all")
     reader = _OutputReader(bootstrap, settings)
     streamed = outcomes = 0
-    phases: dict[str, float] = dict.fromkeys(("produce", "engine", "read"), 0.0)
+    phases: dict[str, float] = dict.fromkeys(("produce", "engine", "read", "outcomes"), 0.0)
 
     def take(records: list[tuple[str, dict[str, Any]]]) -> None:
         for route, value in records:
@@ -411,7 +437,8 @@ async def _engine_run(
         live.expired, live.cancelled = sender.stats["expired"], sender.stats["cancelled"]
         refresh()
 
-    committed = _Committed(bootstrap, settings.app_id, [events_topic, outcomes_topic], reader)
+    scans_topic = settings.topic(SCAN_TOPIC)
+    committed = _Committed(bootstrap, settings.app_id, [events_topic, outcomes_topic, scans_topic], reader)
     try:
         await producer.start()
         await reader.start()
@@ -435,7 +462,10 @@ async def _engine_run(
                 streamed += len(batch)
                 phases["produce"] += time.monotonic() - mark
                 mark = time.monotonic()
-                await pacer.wait(streamed + outcomes)
+                # The worker's timer asks for the day's scans once the events reach the day: those scans
+                # are the day's work too, and must be done before the next day moves the models.
+                day = local_day(_parse(batch[-1]["time"]), zone) if batch else None
+                await pacer.wait(streamed + outcomes, start_of_day(day, zone) if day else None)
                 phases["engine"] += time.monotonic() - mark
                 mark = time.monotonic()
                 take(await reader.read())
@@ -448,6 +478,10 @@ async def _engine_run(
                     futures.append(await producer.send(outcomes_topic, key=key, value=value))
                 await asyncio.gather(*futures)
                 outcomes += len(sent)
+                if sent:  # decided before the next day's events, which they precede
+                    mark = time.monotonic()
+                    await pacer.wait(streamed + outcomes)
+                    phases["outcomes"] += time.monotonic() - mark
                 collected.append(int(practice.totals["collected_cents"]))
                 live.day, live.date = steps.day, (steps.now - timedelta(seconds=1)).date().isoformat()
                 live.collected_cents = collected[-1]
@@ -494,10 +528,11 @@ class _Pacer:
 
     The worker serves ``/metrics`` on the loop that decides, so polling it hard slows the engine down:
     the pacer learns the worker's time per record and sleeps most of the expected time before it asks.
-    If the counters stop short of the records sent (a record the worker counted as a duplicate, or
-    never counted), the worker's committed offsets settle it (Faust flushes its producer before it
-    commits, so once every input record is committed, its outputs are on the broker), or else
-    ``STALL_S`` without any progress does. Records settled that way are reported (``uncounted``).
+    The worker counts an input record once its outputs are acknowledged by the broker, so what the
+    demo reads next includes them. If the counter stops short of the records sent (a worker that lost
+    count), the worker's committed offsets settle it (Faust flushes its producer before it commits, so
+    once every input record is committed, its outputs are on the broker), or else ``STALL_S`` without
+    any progress does. Records settled that way are reported (``uncounted``).
     """
 
     def __init__(
@@ -515,30 +550,36 @@ class _Pacer:
         self.scrapes = 0
         self.stalls: list[float] = []
 
-    async def wait(self, target: int) -> None:
+    async def wait(self, sent: int, scan_day: datetime | None = None) -> None:
+        """Until the worker is done with the ``sent`` records the demo wrote so far and with the scan
+        requests its timer sent itself; with ``scan_day`` (a scan day's start), also until its timer has
+        asked for that day's scans."""
         started = time.monotonic()
-        todo = max(0, target - self.done)
+        todo = max(0, sent - self.done)
         await asyncio.sleep(min(0.8 * todo * self.per_record_s, 5.0))
         last_activity, last_change, last_check = -1, time.monotonic(), 0.0
         while True:
             self.scrapes += 1
             samples = await _scrape(self.client, self.url)
             done = _processed(samples) + self.uncounted
+            target = sent + _processed(samples, REQUESTED_METRICS)
+            day_requested = samples.get(SCAN_DAY_METRIC, {}).get("", 0.0)
+            requested = scan_day is None or day_requested >= scan_day.timestamp()
             now = time.monotonic()
-            if done >= target:
+            if done >= target and requested:
                 break
             activity = _processed(samples, ACTIVITY_METRICS)
             if activity != last_activity:
                 last_activity, last_change = activity, now
             elif now - last_change > STALL_S:
                 # Idle this long short of the target: the worker will not count the rest.
-                self.uncounted += target - done
+                self.uncounted += max(0, target - done)
                 self.stalls.append(now - last_change)
                 break
-            elif now - last_change > SETTLED_S and now - last_check > 0.5:
+            elif requested and now - last_change > SETTLED_S and now - last_check > 0.5:
                 last_check = now
                 if await self.committed():
-                    self.uncounted += target - done
+                    self.uncounted += max(0, target - done)
                     self.stalls.append(-(now - last_change))
                     break
             if now - started > self.timeout_s:
@@ -547,8 +588,7 @@ class _Pacer:
         elapsed = time.monotonic() - started
         if todo >= 20:
             self.per_record_s = 0.7 * self.per_record_s + 0.3 * elapsed / todo
-        self.done = max(done, target)
-        await asyncio.sleep(0.02)  # the worker's producer lingers a few ms before its outputs land
+        self.done = max(self.done, sent)
 
 
 class _Committed:
@@ -626,7 +666,10 @@ def _demo_settings(bootstrap: str, external: bool) -> tuple[StreamSettings, dict
         "BILLWISE_STORE": "memory://",
         # The simulated practice lives in its own past: the daily scans follow its days, several a second.
         "BILLWISE_SCAN_CLOCK": "events",
-        "BILLWISE_SCAN_INTERVAL_S": "0.25",
+        "BILLWISE_SCAN_INTERVAL_S": "0.05",
+        # Tansu holds a fetch for its whole wait even when records arrive: a day's events, the timer's
+        # scan requests and the sender's outcomes would each wait up to Faust's 1.5 s.
+        "BILLWISE_CONSUMER_FETCH_WAIT_MS": "50",
     }
     return settings, env
 
@@ -661,7 +704,7 @@ def run_demo(
     )
     with console.status("running the fixed-cadence baseline on the same practice (offline)"):
         baseline_started = time.monotonic()
-        baseline = run_baseline(seed, patients, days)
+        baseline = run_baseline(seed, patients, days, config.scan_zone)
         baseline_s = time.monotonic() - baseline_started
     console.print(
         f"baseline done in {baseline_s:.1f} s: {baseline.tally.events:,} events, "

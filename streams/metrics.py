@@ -5,7 +5,7 @@ Labels never carry account, patient or action ids: they are PHI-adjacent and unb
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 EVENTS_IN = Counter("billwise_events_total", "Canonical events accepted, by event type", ["type"])
 DAILY_SCANS = Counter(
@@ -27,3 +27,14 @@ DECISION_SECONDS = Histogram(
     buckets=(0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25),
 )
 OUTCOMES = Counter("billwise_action_outcomes_total", "Sender outcomes received, by status", ["status"])
+INPUT_RECORDS = Counter(
+    "billwise_input_records_total",
+    "Input records the ingest agent is done with (outputs acknowledged, states written), by topic",
+    ["topic"],
+)
+SCAN_REQUESTS = Counter(
+    "billwise_daily_scan_requests_total", "Scan request records the daily-scan timer sent"
+)
+SCAN_DAY = Gauge(
+    "billwise_daily_scan_day_timestamp_seconds", "Start of the latest scan day the daily-scan timer requested"
+)

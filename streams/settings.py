@@ -46,6 +46,13 @@ class StreamSettings(BaseSettings):
         description="allocations between the garbage collector's youngest collections (Python's default; "
         "5000 spends less CPU on collections but pauses longer, see streams.gc_tuning)",
     )
+    consumer_fetch_wait_ms: int | None = Field(
+        default=None,
+        ge=1,
+        description="longest time the broker may hold the worker's fetch when it has no new records "
+        "(unset: Faust's 1500 ms). Tansu answers only when that time is up, even if records arrive "
+        "meanwhile, so the demo sets 50",
+    )
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
     users_file: Path | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -11,19 +12,23 @@ import streams.demo as demo
 from streams.demo import _Pacer, _processed
 
 
-def samples(events: int, scans: int = 0, duplicates: int = 0, dead: int = 0, outcomes: int = 0) -> dict:
+def samples(done: int, *, requested: int = 0, scans: int = 0, day: datetime | None = None) -> dict:
+    """What the worker's /metrics says: ``done`` input records (outputs acknowledged), the scan requests
+    its timer sent, the account scans it ran, the latest scan day its timer asked for."""
     return {
-        "billwise_events_total": {'{type="billing.payment.posted"}': float(events)},
+        "billwise_input_records_total": {
+            '{topic="billing.events"}': float(done - done // 4),
+            '{topic="billing.outcomes"}': float(done // 4),
+        },
+        "billwise_daily_scan_requests_total": {"": float(requested)},
         "billwise_daily_scans_total": {'{result="run"}': float(scans)},
-        "billwise_duplicate_events_total": {"": float(duplicates)},
-        "billwise_dead_letters_total": {'{reason="invalid_json"}': float(dead)},
-        "billwise_action_outcomes_total": {'{status="sent"}': float(outcomes)},
+        "billwise_daily_scan_day_timestamp_seconds": {"": day.timestamp() if day else 0.0},
     }
 
 
-def test_processed_counts_input_records_only() -> None:
-    # Scans are the worker's own; a duplicate is a redelivery of a record already counted.
-    assert _processed(samples(10, scans=7, duplicates=3, dead=2, outcomes=4)) == 16
+def test_processed_counts_input_records_of_every_topic_only() -> None:
+    # Scans are per account, not per record; the requests are what the timer sent, not what is done.
+    assert _processed(samples(16, requested=3, scans=7)) == 16
     assert _processed({}) == 0
 
 
@@ -49,7 +54,7 @@ def pacer(committed: bool = False) -> _Pacer:
 
 
 async def test_waits_until_the_counters_reach_the_target(scrapes: list[dict[str, Any]]) -> None:
-    scrapes.extend([samples(3), samples(7), samples(9, outcomes=1)])
+    scrapes.extend([samples(3), samples(7), samples(10)])
     waiter = pacer()
     await waiter.wait(10)
     assert waiter.done == 10 and waiter.uncounted == 0 and waiter.scrapes == 3
@@ -112,3 +117,27 @@ async def test_gives_up_after_the_timeout(
     waiter = _Pacer(None, "u", timeout_s=0.3, committed=pacer().committed)  # type: ignore[arg-type]
     with pytest.raises(TimeoutError, match="0 of 4"):
         await waiter.wait(4)
+
+
+async def test_the_scan_requests_the_timer_sent_are_waited_for_too(scrapes: list[dict[str, Any]]) -> None:
+    # The demo's 10 records are done, but the worker's timer sent 3 scan requests of its own meanwhile.
+    scrapes.extend([samples(10, requested=3), samples(12, requested=3), samples(13, requested=3)])
+    waiter = pacer()
+    await waiter.wait(10)
+    assert waiter.scrapes == 3 and waiter.uncounted == 0 and waiter.done == 10
+
+
+async def test_a_day_is_done_once_the_timer_asked_for_its_scans_and_they_are_done(
+    scrapes: list[dict[str, Any]],
+) -> None:
+    day = datetime(2026, 3, 16, 4, tzinfo=UTC)
+    scrapes.extend(
+        [
+            samples(10, day=day - timedelta(days=1)),  # the events are done; the timer has not run yet
+            samples(10, requested=2, day=day),  # it has: two requests to decide
+            samples(12, requested=2, day=day),
+        ]
+    )
+    waiter = pacer()
+    await waiter.wait(10, scan_day=day)
+    assert waiter.scrapes == 3 and waiter.uncounted == 0 and waiter.stalls == []

@@ -7,35 +7,42 @@ import doctest
 import json
 import re
 from collections import Counter
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from rich.console import Console
 
+import streams.demo
 import streams.kpis
 import streams.sender
 from models.simulator import Practice
-from streams.demo import STEP, SimulatorTransport, _DaySteps, run_baseline
+from rules.policy import load_policy
+from rules.schedule import local_day
+from streams.demo import STEP, SimulatorTransport, _DaySteps, _scan_day_start_from, run_baseline
 from streams.report import SIMULATED_NOTICE, print_report, render_html, write_html
 
+ZONE = load_policy().scan.timezone
 
-@pytest.mark.parametrize("module", [streams.kpis, streams.sender])
+
+@pytest.mark.parametrize("module", [streams.kpis, streams.sender, streams.demo])
 def test_doctests(module: Any) -> None:
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
 
 
-def test_day_steps_cut_the_stream_by_day_and_never_run_behind_it() -> None:
+def test_day_steps_cut_the_stream_by_scan_day_and_never_run_behind_it() -> None:
     practice = Practice(seed=5, patients=60, days=20)
-    steps = _DaySteps(practice)
+    steps = _DaySteps(practice, ZONE)
     seen: list[str] = []
     for day in range(1, 21):
         batch = steps.next_day()
-        boundary = practice.start + STEP * day
+        boundary = _scan_day_start_from(practice.start + STEP * day, ZONE)
         assert all(e["time"] < boundary.isoformat().replace("+00:00", "Z") for e in batch)
         assert steps.now >= boundary
+        if day > 1:  # every day after the first is one scan day of the engine's
+            assert len({local_day(datetime.fromisoformat(e["time"]), ZONE) for e in batch}) <= 1
         seen.extend(e["time"] for e in batch)
     assert seen == sorted(seen)
     assert seen
@@ -43,7 +50,7 @@ def test_day_steps_cut_the_stream_by_day_and_never_run_behind_it() -> None:
 
 def test_replies_to_actions_sent_at_the_step_clock_keep_the_stream_in_order() -> None:
     practice = Practice(seed=11, patients=80, days=40)
-    steps = _DaySteps(practice)
+    steps = _DaySteps(practice, ZONE)
     transport = SimulatorTransport(practice)
     times: list[str] = []
     statuses: Counter[str] = Counter()
@@ -70,7 +77,7 @@ def test_replies_to_actions_sent_at_the_step_clock_keep_the_stream_in_order() ->
 
 
 def test_baseline_is_deterministic_and_sends_reminder_letters() -> None:
-    first, second = run_baseline(3, 150, 120), run_baseline(3, 150, 120)
+    first, second = run_baseline(3, 150, 120, ZONE), run_baseline(3, 150, 120, ZONE)
     assert first.kpis == second.kpis
     assert first.collected_by_day == second.collected_by_day and len(first.collected_by_day) == 120
     assert first.collected_by_day == sorted(first.collected_by_day)
