@@ -32,7 +32,7 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -100,7 +100,8 @@ class DemoConfig:
     process_timeout_s: float = 120.0
     """Longest wait for the worker to take one day's events before the demo gives up."""
     scan_zone: str = field(default_factory=lambda: load_policy(StreamSettings().policy).scan.timezone)
-    """Where the worker's scan days start (its policy's ``scan.timezone``): the demo's days start there."""
+    """Where the worker's scan days start (its policy's ``scan.timezone``): the demo waits for the worker
+    at each one (`_by_scan_day`)."""
 
 
 # -- the simulated patients as the sender's transport ------------------------------------------------
@@ -157,18 +158,25 @@ def _parse(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
-def _scan_day_start_from(moment: datetime, zone: str) -> datetime:
-    """The start of the first scan day (midnight in ``zone``) at or after ``moment``.
+def _by_scan_day(events: Sequence[dict[str, Any]], zone: str) -> list[tuple[date, list[dict[str, Any]]]]:
+    """``events`` (in time order) in runs of one scan day each (midnight in ``zone`` starts a day).
 
-    >>> from datetime import UTC
-    >>> _scan_day_start_from(datetime(2026, 1, 5, tzinfo=UTC), "America/New_York").isoformat()
-    '2026-01-05T05:00:00+00:00'
-    >>> _scan_day_start_from(datetime(2026, 1, 5, 5, tzinfo=UTC), "America/New_York").isoformat()
-    '2026-01-05T05:00:00+00:00'
+    A demo day runs from midnight UTC, so it holds the evening of one scan day of the engine's and the
+    start of the next. The worker's models learn at the first event of a scan day (`models.suite`), so
+    the demo waits for one run before it sends the next: otherwise a partition's events of the new day
+    could move the models while another's of the old day wait.
+
+    >>> events = [{"time": "2026-03-17T01:00:00Z"}, {"time": "2026-03-17T13:00:00Z"}]
+    >>> [(day.isoformat(), len(run)) for day, run in _by_scan_day(events, "America/New_York")]
+    [('2026-03-16', 1), ('2026-03-17', 1)]
     """
-    day = local_day(moment, zone)
-    start = start_of_day(day, zone)
-    return start if start == moment else start_of_day(day + timedelta(days=1), zone)
+    runs: list[tuple[date, list[dict[str, Any]]]] = []
+    for event in events:
+        day = local_day(_parse(event["time"]), zone)
+        if not runs or runs[-1][0] != day:
+            runs.append((day, []))
+        runs[-1][1].append(event)
+    return runs
 
 
 class _DaySteps:
@@ -177,16 +185,10 @@ class _DaySteps:
     `next_day` returns the events dated before the next day boundary; `now` is then the later of the
     boundary and the time of the first event not yet returned, so that anything dated at or after
     ``now`` (a reply to an action sent at ``now``) keeps the stream in time order.
-
-    The boundaries are the engine's scan days (midnight in the policy's scan zone, the first one at or
-    after a day of the practice's), so every day after the first holds one scan day's events: the
-    worker's models learn at the first event of a scan day (`models.suite`), and a day cut across that
-    boundary would let a partition's later events move them while another's earlier ones wait.
     """
 
-    def __init__(self, practice: Practice, zone: str) -> None:
+    def __init__(self, practice: Practice) -> None:
         self.practice = practice
-        self.zone = zone
         self.start = practice.start
         self._stream = practice.events()
         self._peeked: dict[str, Any] | None = next(self._stream, None)
@@ -195,7 +197,7 @@ class _DaySteps:
 
     def next_day(self) -> list[dict[str, Any]]:
         self.day += 1
-        boundary = _scan_day_start_from(self.start + STEP * self.day, self.zone)
+        boundary = self.start + STEP * self.day
         cut = utc_text(boundary)  # the simulator's times are all "YYYY-MM-DDTHH:MM:SSZ"
         batch: list[dict[str, Any]] = []
         peeked, stream = self._peeked, self._stream
@@ -219,13 +221,12 @@ class PolicyRun:
     actions_sent: Counter[str] = field(default_factory=Counter)
 
 
-def run_baseline(seed: int, patients: int, days: int, zone: str) -> PolicyRun:
-    """The fixed-cadence baseline over the same practice, offline (no broker), stepped like the demo
-    (``zone``: the engine's scan zone, where its days start)."""
+def run_baseline(seed: int, patients: int, days: int) -> PolicyRun:
+    """The fixed-cadence baseline over the same practice, offline (no broker), stepped like the demo."""
     practice = Practice(seed=seed, patients=patients, days=days)
     baseline = FixedCadence()
     tally = WorldTally()
-    steps = _DaySteps(practice, zone)
+    steps = _DaySteps(practice)
     collected: list[int] = []
     sent: Counter[str] = Counter()
     for _ in range(days):
@@ -400,8 +401,7 @@ async def _engine_run(
     refresh: Callable[[], None],
 ) -> EngineRun:
     practice = Practice(seed=config.seed, patients=config.patients, days=config.days)
-    zone = config.scan_zone
-    steps = _DaySteps(practice, zone)
+    steps, zone = _DaySteps(practice), config.scan_zone
     clock = SimulatedClock(practice.start)
     transport = SimulatorTransport(practice)
     sender = ReferenceSender(transport, clock)
@@ -447,26 +447,26 @@ async def _engine_run(
             pacer = _Pacer(client, metrics_url, config.process_timeout_s, committed)
             for _ in range(config.days):
                 batch = steps.next_day()
-                futures = []
-                for event in batch:
-                    world.observe(event)
-                    futures.append(
-                        await producer.send(
-                            events_topic,
-                            key=event["data"]["account_id"].encode(),
-                            value=json.dumps(event).encode(),
+                for day, run in _by_scan_day(batch, zone):
+                    futures = []
+                    for event in run:
+                        world.observe(event)
+                        futures.append(
+                            await producer.send(
+                                events_topic,
+                                key=event["data"]["account_id"].encode(),
+                                value=json.dumps(event).encode(),
+                            )
                         )
-                    )
-                mark = time.monotonic()
-                await asyncio.gather(*futures)
-                streamed += len(batch)
-                phases["produce"] += time.monotonic() - mark
-                mark = time.monotonic()
-                # The worker's timer asks for the day's scans once the events reach the day: those scans
-                # are the day's work too, and must be done before the next day moves the models.
-                day = local_day(_parse(batch[-1]["time"]), zone) if batch else None
-                await pacer.wait(streamed + outcomes, start_of_day(day, zone) if day else None)
-                phases["engine"] += time.monotonic() - mark
+                    mark = time.monotonic()
+                    await asyncio.gather(*futures)
+                    streamed += len(run)
+                    phases["produce"] += time.monotonic() - mark
+                    mark = time.monotonic()
+                    # Once the events reach a scan day, the worker's timer asks for its scans: they are
+                    # that day's work too, and must be done before the next day's events move the models.
+                    await pacer.wait(streamed + outcomes, start_of_day(day, zone))
+                    phases["engine"] += time.monotonic() - mark
                 mark = time.monotonic()
                 take(await reader.read())
                 phases["read"] += time.monotonic() - mark
@@ -704,7 +704,7 @@ def run_demo(
     )
     with console.status("running the fixed-cadence baseline on the same practice (offline)"):
         baseline_started = time.monotonic()
-        baseline = run_baseline(seed, patients, days, config.scan_zone)
+        baseline = run_baseline(seed, patients, days)
         baseline_s = time.monotonic() - baseline_started
     console.print(
         f"baseline done in {baseline_s:.1f} s: {baseline.tally.events:,} events, "

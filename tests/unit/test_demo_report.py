@@ -20,10 +20,8 @@ import streams.sender
 from models.simulator import Practice
 from rules.policy import load_policy
 from rules.schedule import local_day
-from streams.demo import STEP, SimulatorTransport, _DaySteps, _scan_day_start_from, run_baseline
+from streams.demo import STEP, SimulatorTransport, _by_scan_day, _DaySteps, run_baseline
 from streams.report import SIMULATED_NOTICE, print_report, render_html, write_html
-
-ZONE = load_policy().scan.timezone
 
 
 @pytest.mark.parametrize("module", [streams.kpis, streams.sender, streams.demo])
@@ -32,25 +30,39 @@ def test_doctests(module: Any) -> None:
     assert result.attempted > 0 and result.failed == 0
 
 
-def test_day_steps_cut_the_stream_by_scan_day_and_never_run_behind_it() -> None:
+def test_day_steps_cut_the_stream_by_day_and_never_run_behind_it() -> None:
     practice = Practice(seed=5, patients=60, days=20)
-    steps = _DaySteps(practice, ZONE)
+    steps = _DaySteps(practice)
     seen: list[str] = []
     for day in range(1, 21):
         batch = steps.next_day()
-        boundary = _scan_day_start_from(practice.start + STEP * day, ZONE)
+        boundary = practice.start + STEP * day
         assert all(e["time"] < boundary.isoformat().replace("+00:00", "Z") for e in batch)
         assert steps.now >= boundary
-        if day > 1:  # every day after the first is one scan day of the engine's
-            assert len({local_day(datetime.fromisoformat(e["time"]), ZONE) for e in batch}) <= 1
         seen.extend(e["time"] for e in batch)
     assert seen == sorted(seen)
     assert seen
 
 
+def test_each_day_is_sent_in_runs_of_one_scan_day() -> None:
+    """A demo day (midnight to midnight UTC) holds the evening of one of the engine's scan days (midnight
+    in New York) and the start of the next: the demo waits for the worker between the two."""
+    zone, practice = load_policy().scan.timezone, Practice(seed=5, patients=400, days=20)
+    steps, split = _DaySteps(practice), 0
+    for _ in range(20):
+        batch = steps.next_day()
+        runs = _by_scan_day(batch, zone)
+        assert [event for _, run in runs for event in run] == batch
+        for day, run in runs:
+            assert {local_day(datetime.fromisoformat(event["time"]), zone) for event in run} == {day}
+        assert len({day for day, _ in runs}) == len(runs)
+        split += len(runs) > 1
+    assert split >= 5, f"only {split} days held two scan days: the check proves little"
+
+
 def test_replies_to_actions_sent_at_the_step_clock_keep_the_stream_in_order() -> None:
     practice = Practice(seed=11, patients=80, days=40)
-    steps = _DaySteps(practice, ZONE)
+    steps = _DaySteps(practice)
     transport = SimulatorTransport(practice)
     times: list[str] = []
     statuses: Counter[str] = Counter()
@@ -77,7 +89,7 @@ def test_replies_to_actions_sent_at_the_step_clock_keep_the_stream_in_order() ->
 
 
 def test_baseline_is_deterministic_and_sends_reminder_letters() -> None:
-    first, second = run_baseline(3, 150, 120, ZONE), run_baseline(3, 150, 120, ZONE)
+    first, second = run_baseline(3, 150, 120), run_baseline(3, 150, 120)
     assert first.kpis == second.kpis
     assert first.collected_by_day == second.collected_by_day and len(first.collected_by_day) == 120
     assert first.collected_by_day == sorted(first.collected_by_day)
