@@ -116,6 +116,9 @@ def faust_settings(settings: StreamSettings) -> dict[str, Any]:
     }
 
 
+_original_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
+
+
 def set_fetch_wait(milliseconds: int) -> None:
     """Let the broker hold this process's Faust consumers' fetches at most ``milliseconds``.
 
@@ -133,9 +136,6 @@ def set_fetch_wait(milliseconds: int) -> None:
         return consumer
 
     AIOKafkaConsumerThread._create_worker_consumer = create_with_wait  # type: ignore[method-assign,assignment]
-
-
-_original_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
 
 
 class Engine:
@@ -288,8 +288,8 @@ class Engine:
             if (last_scan_day is not None or not first_pass) and scan_due(last_scan_day, now, self.policy):
                 due.append(key.decode())
         requests = scan_requests(due, now, self.settings.partitions)
-        # Counted before they are sent and the day after: whoever sees the day (the demo's pacer) also
-        # sees the records it must wait for.
+        # Counted before they are sent, and the day set after them: whoever sees the day (the demo's
+        # pacer) also sees every record it must wait for.
         metrics.SCAN_REQUESTS.inc(len(requests))
         for key, value in requests:
             await self.scans_topic.send(key=key, value=value)
