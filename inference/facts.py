@@ -18,26 +18,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import date
 from decimal import Decimal
-from typing import Any
+from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from schemas.actions import PlanOption, Settlement
+from schemas.actions import ActionKind, PlanOption, Settlement
 
 CENT = Decimal("0.01")
 
-KINDS: frozenset[str] = frozenset(
-    {
-        "statement_message",
-        "payment_plan_offer",
-        "payment_reminder",
-        "assistance_invite",
-        "settlement_offer",
-        "short_pay_inquiry",
-        "staff_task",
-        "conversation_reply",
-    }
-)
+KINDS: frozenset[str] = frozenset(get_args(ActionKind)) - {"platform_update"}
 """Action kinds that carry words (``platform_update`` does not)."""
 
 CHANNELS: frozenset[str] = frozenset({"email", "sms", "phone", "letter", "portal"})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from datetime import date
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import Field
 
@@ -30,17 +30,8 @@ ActionKind = Literal[
     "platform_update",
 ]
 
-PATIENT_FACING_KINDS: frozenset[str] = frozenset(
-    {
-        "statement_message",
-        "payment_plan_offer",
-        "payment_reminder",
-        "assistance_invite",
-        "settlement_offer",
-        "short_pay_inquiry",
-        "conversation_reply",
-    }
-)
+PATIENT_FACING_KINDS: frozenset[str] = frozenset(get_args(ActionKind)) - {"staff_task", "platform_update"}
+"""Kinds whose words reach the patient; staff tasks and platform updates do not."""
 
 
 def action_id_for(account_id: str, trigger_event_id: str, kind: str) -> str:
