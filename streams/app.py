@@ -41,6 +41,7 @@ from streams.commands import SCAN_TOPIC, scan_requests
 from streams.ingest import INPUT_TOPICS, InputRecord, Processor
 from streams.kafka_security import faust_security_settings
 from streams.lag import install_lag_metrics
+from streams.logging_config import logging_dict_config
 from streams.parsed_states import ParsedStates
 from streams.platform_ingress import install_platform_ingress
 from streams.settings import StreamSettings
@@ -136,6 +137,18 @@ def set_fetch_wait(milliseconds: int) -> None:
         return consumer
 
     AIOKafkaConsumerThread._create_worker_consumer = create_with_wait  # type: ignore[method-assign,assignment]
+
+
+def faust_worker(app: faust.App, **options: Any) -> faust.Worker:
+    """A Faust worker for ``app`` that logs as the engine does: JSON lines on stderr at info, with the
+    PHI filter (`streams.logging_config`); ``options`` go to `faust.Worker`.
+
+    Always at info, never warning: at warning and above Faust's worker sets the root logger to DEBUG
+    for its start-up spinner and leaves it there, so every debug call in Faust, mode and aiokafka then
+    builds a record and hands it to the handlers. A consume-only agent spent about a tenth of its event
+    loop on that (py-spy, issue 8).
+    """
+    return faust.Worker(app, loglevel="info", logging_config=logging_dict_config("info"), **options)
 
 
 class Engine:

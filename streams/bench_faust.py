@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import faust
 
-from streams.app import faust_settings, raw_schema
+from streams.app import faust_settings, faust_worker, raw_schema
 from streams.settings import StreamSettings
 
 
@@ -39,7 +39,6 @@ def build(expected: int) -> faust.App:
 
 
 if __name__ == "__main__":
-    # stdout stays ours: the result line is read from it.
-    faust.Worker(
-        build(int(sys.argv[1])), loglevel="warning", redirect_stdouts=False
-    ).execute_from_commandline()
+    # Logging as the engine's worker has it (`streams.app.faust_worker`); stdout stays ours: the
+    # result line is read from it.
+    faust_worker(build(int(sys.argv[1])), redirect_stdouts=False).execute_from_commandline()

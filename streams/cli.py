@@ -30,11 +30,8 @@ def worker(web_port: Annotated[int, typer.Option(help="HTTP port for /health and
     """Run the engine (a Faust worker) against KAFKA_BOOTSTRAP_SERVERS."""
     import asyncio
 
-    import faust
-
-    from streams.app import Engine
+    from streams.app import Engine, faust_worker
     from streams.gc_tuning import tune_garbage_collector
-    from streams.logging_config import logging_dict_config
     from streams.settings import StreamSettings
     from streams.topics import ensure_topics
 
@@ -43,9 +40,7 @@ def worker(web_port: Annotated[int, typer.Option(help="HTTP port for /health and
     engine = Engine(settings)
     tune_garbage_collector(settings.gc_gen0_threshold)
     # JSON lines on stderr, with a filter that redacts anything that looks like patient data.
-    faust.Worker(
-        engine.app, loglevel="info", logging_config=logging_dict_config("info")
-    ).execute_from_commandline()
+    faust_worker(engine.app).execute_from_commandline()
 
 
 @app.command()

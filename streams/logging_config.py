@@ -13,11 +13,11 @@ Maria``) with ``[redacted]``. It also removes secrets: the values of password-, 
 secret-like fields, bearer tokens and credentials in URLs. The engine itself logs ids and error class
 names only; the filter makes a mistake cheap, not acceptable.
 
-Use it in the worker through Faust's (mode's) ``logging_config``::
+The worker gets it through Faust's (mode's) ``logging_config`` (`streams.app.faust_worker`)::
 
     faust.Worker(app, loglevel="info", logging_config=logging_dict_config("info"))
 
-or anywhere else with `configure_logging`.
+and anything else with `configure_logging`.
 
 >>> redact("reminder sent to maria.lopez@example.com, +1 (213) 555-0142")
 'reminder sent to [redacted], [redacted]'

@@ -187,8 +187,7 @@ def test_prometheus_scrapes_the_worker_and_promql_returns_the_decision_counter(
 # A worker that installs the lag metrics itself (a no-op once `Engine` does it), ticking every second.
 _LAG_WORKER = """
 import asyncio, sys
-import faust
-from streams.app import Engine
+from streams.app import Engine, faust_worker
 from streams.lag import install_lag_metrics
 from streams.settings import StreamSettings
 from streams.topics import ensure_topics
@@ -197,7 +196,7 @@ settings = StreamSettings(web_port=int(sys.argv[1]))
 asyncio.run(ensure_topics(settings))
 engine = Engine(settings)
 install_lag_metrics(engine.app, {"accounts": engine.accounts})
-faust.Worker(engine.app, loglevel="info").execute_from_commandline()
+faust_worker(engine.app).execute_from_commandline()
 """
 
 
