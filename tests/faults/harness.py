@@ -11,10 +11,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -117,6 +118,40 @@ class CrashableWorker:
             path.read_text(errors="replace") for path in sorted(self.workdir.glob("worker-*.log"))
         )
 
+    def stack_dump(self, settle_s: float = 3.0) -> str:
+        """What the running process's threads and asyncio tasks are doing, for the message of a test
+        that waited for it in vain: mode's worker writes every stack to its log on SIGUSR1. Condensed
+        to the frames (the dump's local variables run to a thousand lines)."""
+        if self.process is None or self.process.process.poll() is not None:
+            return "(no running worker)"
+        log_path = self.process.log_path
+        start = log_path.stat().st_size
+        self.process.process.send_signal(signal.SIGUSR1)
+        time.sleep(settle_s)
+        with log_path.open("rb") as log:
+            log.seek(start)
+            dump = log.read().decode(errors="replace")
+        return "\n".join(frame_lines(dump)) or "(the worker wrote no stacks)"
+
+
+def frame_lines(dump: str) -> Iterator[str]:
+    """The thread and task headers and the frames of a mode stack dump, without its local variables.
+
+    >>> dump = "THREAD MainThread\\n  File \\"a.py\\", line 3, in f\\n    g()\\nLOCAL VARIABLES\\n{'x': 1}\\n"
+    >>> list(frame_lines(dump))
+    ['THREAD MainThread', '  File "a.py", line 3, in f', '    g()']
+    """
+    after_frame = False
+    for line in dump.splitlines():
+        if line.startswith(("THREAD ", "  TASK ", "Stack for ", "  File ")):
+            yield line
+            after_frame = line.startswith("  File ")
+        elif after_frame and line.startswith("    "):
+            yield line  # the frame's source line; the task's local variables follow it
+            after_frame = False
+        else:
+            after_frame = False
+
 
 # -- progress and lag -----------------------------------------------------------------------------
 
@@ -139,7 +174,10 @@ def wait_for_progress(
             return last
         time.sleep(poll_s)
     tail = worker.process.log_tail() if worker.process else ""
-    raise AssertionError(f"no progress to {at_least} within {timeout_s:.0f} s (at {last}):\n{tail}")
+    stacks = worker.stack_dump()
+    raise AssertionError(
+        f"no progress to {at_least} within {timeout_s:.0f} s (at {last}):\n{tail}\n\nstacks:\n{stacks}"
+    )
 
 
 def wait_drained(worker: CrashableWorker, *, timeout_s: float) -> Progress:
