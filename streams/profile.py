@@ -10,11 +10,19 @@ this process rather than wall time, so that other work on a shared machine does 
   states), with every output serialised as the worker writes it (no idle scans: ``billwise bench``
   turns the scan clock off).
 
+The simulator compresses months into the stream, so in ``worker`` mode an event first catches up the
+daily scans its account missed. ``--daily-scans`` does what the scan timer does in production instead:
+before each scan day's events, a scan request for every account seen so far (`with_daily_scans`), and
+it reports the events' own CPU apart from the scans'.
+
 ``--cprofile FILE`` also writes a cProfile of the measured run (read it with ``python -m pstats FILE``).
 
 >>> report = profile_decisions(60, mode="worker")
 >>> report["events"], report["cpu_us_per_event"] > 0
 (60, True)
+>>> report = profile_decisions(200, mode="worker", daily_scans=True)
+>>> report["scan_requests"] > 0, report["event_cpu_us_per_event"] > 0
+(True, True)
 """
 
 from __future__ import annotations
@@ -26,19 +34,25 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from itertools import count
 from typing import Any, Literal
 
 from models.suite import ModelSuite
+from rules.decide import scan_day
 from rules.policy import Policy, load_policy
+from rules.schedule import start_of_day
 from rules.state import AccountState
 from streams.app import BATCH_SIZE
 from streams.bench import simulated_events
+from streams.commands import SCAN_TOPIC, scan_requests
 from streams.ingest import InputRecord, Processor
 from streams.offline import decide_lines
 from streams.parsed_states import ParsedStates
 from streams.settings import StreamSettings
 
 Mode = Literal["offline", "worker"]
+Kind = Literal["events", "scans"]
+"""What a run of records is: canonical events, or the scan timer's requests."""
 
 
 class _JsonStates:
@@ -57,30 +71,74 @@ class _JsonStates:
         self.blobs[account_id] = self.parsed.remember(account_id.encode(), state)
 
 
-def _worker_run(records: list[tuple[bytes, bytes]], policy: Policy, learning: bool) -> Callable[[], int]:
-    inputs = [
-        InputRecord("billing.events", 0, offset, key, value, datetime.now(UTC))
-        for offset, (key, value) in enumerate(records)
-    ]
+def with_daily_scans(
+    records: list[tuple[bytes, bytes]], policy: Policy
+) -> list[tuple[Kind, list[tuple[bytes, bytes]]]]:
+    """``records`` (events in time order) split at each scan day, each day's events preceded by the scan
+    requests the timer sends at the day's start: one for every account seen so far.
 
-    def run() -> int:
-        processor = Processor(policy, models=ModelSuite(monitored=False, learning=learning))
+    Returns (kind, records) runs; the scan requests are keyed as `streams.commands.scan_requests` keys
+    them, for a single partition.
+
+    >>> from rules.policy import load_policy
+    >>> from streams.bench import simulated_events
+    >>> runs = with_daily_scans(simulated_events(200, 7), load_policy())
+    >>> [kind for kind, _ in runs[:3]]
+    ['events', 'scans', 'events']
+    """
+    runs: list[tuple[Kind, list[tuple[bytes, bytes]]]] = []
+    seen: dict[str, None] = {}
+    day = None
+    for key, value in records:
+        moment = datetime.fromisoformat(json.loads(value)["time"].replace("Z", "+00:00"))
+        today = scan_day(moment, policy)
+        if day is not None and today != day:
+            runs.append(("scans", scan_requests(seen, start_of_day(today, policy.scan.timezone), 1)))
+        if today != day:
+            runs.append(("events", []))
+            day = today
+        seen.setdefault(key.decode())
+        runs[-1][1].append((key, value))
+    return runs
+
+
+class _WorkerRun:
+    """`streams.ingest.Processor` over ``runs`` in batches of the worker's size, with the CPU each kind
+    of run took in the last call (`cpu_s`)."""
+
+    def __init__(
+        self, runs: list[tuple[Kind, list[tuple[bytes, bytes]]]], policy: Policy, learning: bool
+    ) -> None:
+        self.policy, self.learning = policy, learning
+        topics: dict[Kind, str] = {"events": "billing.events", "scans": f"billing.{SCAN_TOPIC}"}
+        offset = count()
+        received = datetime.now(UTC)
+        self.runs = [
+            (kind, [InputRecord(topics[kind], 0, next(offset), key, value, received) for key, value in run])
+            for kind, run in runs
+        ]
+        self.cpu_s: dict[Kind, float] = {}
+
+    def __call__(self) -> int:
+        processor = Processor(self.policy, models=ModelSuite(monitored=False, learning=self.learning))
         store = _JsonStates()
         written = 0
+        self.cpu_s = {"events": 0.0, "scans": 0.0}
 
         async def batches() -> None:
             nonlocal written
-            for start in range(0, len(inputs), BATCH_SIZE):
-                processed = await processor.process(inputs[start : start + BATCH_SIZE], store)
-                for output in processed.outputs:
-                    written += len(output.value.model_dump_json())
-                for account_id, state in processed.states.items():
-                    store[account_id] = state
+            for kind, inputs in self.runs:
+                for start in range(0, len(inputs), BATCH_SIZE):
+                    started = time.process_time()
+                    processed = await processor.process(inputs[start : start + BATCH_SIZE], store)
+                    for output in processed.outputs:
+                        written += len(output.value.model_dump_json())
+                    for account_id, state in processed.states.items():
+                        store[account_id] = state
+                    self.cpu_s[kind] += time.process_time() - started
 
         asyncio.run(batches())
         return written
-
-    return run
 
 
 def _offline_run(records: list[tuple[bytes, bytes]], policy: Policy, learning: bool) -> Callable[[], int]:
@@ -94,13 +152,24 @@ def profile_decisions(
     mode: Mode = "offline",
     seed: int = 7,
     learning: bool = True,
+    daily_scans: bool = False,
     policy: Policy | None = None,
     cprofile: str | None = None,
 ) -> dict[str, Any]:
-    """CPU µs per event of ``events`` simulator events through the decision path in ``mode``."""
+    """CPU µs per event of ``events`` simulator events through the decision path in ``mode``;
+    ``daily_scans`` (worker mode only) as the module says."""
+    if daily_scans and mode != "worker":
+        raise ValueError("daily scans are a worker-mode measurement")
     records = simulated_events(events, seed)
-    make = _worker_run if mode == "worker" else _offline_run
-    run = make(records, policy or load_policy(), learning)
+    policy = policy or load_policy()
+    run: Callable[[], int]
+    if mode == "worker":
+        runs: list[tuple[Kind, list[tuple[bytes, bytes]]]] = (
+            with_daily_scans(records, policy) if daily_scans else [("events", records)]
+        )
+        run = worker = _WorkerRun(runs, policy, learning)
+    else:
+        run = _offline_run(records, policy, learning)
     run()  # warm-up outside the measurement: imports, compiled rulesets, templates, caches
     profiler = cProfile.Profile() if cprofile else None
     started_cpu, started = time.process_time(), time.perf_counter()
@@ -112,7 +181,7 @@ def profile_decisions(
     cpu, wall = time.process_time() - started_cpu, time.perf_counter() - started
     if profiler is not None and cprofile:
         profiler.dump_stats(cprofile)
-    return {
+    report = {
         "mode": mode,
         "events": len(records),
         "learning": learning,
@@ -121,6 +190,13 @@ def profile_decisions(
         "cpu_events_per_s": round(len(records) / cpu, 1),
         "profiled": profiler is not None,
     }
+    if daily_scans:
+        report |= {
+            "scan_requests": sum(len(run) for kind, run in runs if kind == "scans"),
+            "event_cpu_us_per_event": round(worker.cpu_s["events"] / len(records) * 1e6, 1),
+            "scan_cpu_s": round(worker.cpu_s["scans"], 2),
+        }
+    return report
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -129,10 +205,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", choices=("offline", "worker"), default="offline")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--no-learning", action="store_true", help="score with the models' priors only")
+    parser.add_argument(
+        "--daily-scans",
+        action="store_true",
+        help="worker mode: scan every account at each day, as the timer does",
+    )
     parser.add_argument("--cprofile", metavar="FILE", help="write a cProfile of the measured run")
     args = parser.parse_args(argv)
     report = profile_decisions(
-        args.events, mode=args.mode, seed=args.seed, learning=not args.no_learning, cprofile=args.cprofile
+        args.events,
+        mode=args.mode,
+        seed=args.seed,
+        learning=not args.no_learning,
+        daily_scans=args.daily_scans,
+        cprofile=args.cprofile,
     )
     print(json.dumps(report))
 
