@@ -391,7 +391,7 @@ class _Live:
         return table
 
 
-async def _engine_run(
+async def _stream_practice(
     config: DemoConfig,
     bootstrap: str,
     settings: StreamSettings,
@@ -400,6 +400,9 @@ async def _engine_run(
     live: _Live,
     refresh: Callable[[], None],
 ) -> EngineRun:
+    """Stream the simulated practice through the running worker, day by day, with the reference sender
+    playing the patients' side, and tally the engine's world and outputs; ``refresh`` redraws the live
+    view, which shows the ``baseline`` run's collections beside the engine's."""
     practice = Practice(seed=config.seed, patients=config.patients, days=config.days)
     steps, zone = _DaySteps(practice), config.scan_zone
     clock = SimulatedClock(practice.start)
@@ -768,7 +771,8 @@ def _run_engine(
         view.update(live.render())
 
     try:
-        return asyncio.run(_engine_run(config, bootstrap, settings, metrics_url, baseline, live, refresh))
+        streamed = _stream_practice(config, bootstrap, settings, metrics_url, baseline, live, refresh)
+        return asyncio.run(streamed)
     except (TimeoutError, httpx.HTTPError) as exc:
         raise RuntimeError(f"{exc}\nworker log:\n{worker.log_tail()}") from exc
 
