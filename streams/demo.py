@@ -33,6 +33,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import groupby
 from pathlib import Path
 from typing import Any
 
@@ -170,13 +171,10 @@ def _by_scan_day(events: Sequence[dict[str, Any]], zone: str) -> list[tuple[date
     >>> [(day.isoformat(), len(run)) for day, run in _by_scan_day(events, "America/New_York")]
     [('2026-03-16', 1), ('2026-03-17', 1)]
     """
-    runs: list[tuple[date, list[dict[str, Any]]]] = []
-    for event in events:
-        day = local_day(_parse(event["time"]), zone)
-        if not runs or runs[-1][0] != day:
-            runs.append((day, []))
-        runs[-1][1].append(event)
-    return runs
+    return [
+        (day, list(run))
+        for day, run in groupby(events, key=lambda event: local_day(_parse(event["time"]), zone))
+    ]
 
 
 class _DaySteps:
@@ -771,8 +769,9 @@ def _run_engine(
         view.update(live.render())
 
     try:
-        streamed = _stream_practice(config, bootstrap, settings, metrics_url, baseline, live, refresh)
-        return asyncio.run(streamed)
+        return asyncio.run(
+            _stream_practice(config, bootstrap, settings, metrics_url, baseline, live, refresh)
+        )
     except (TimeoutError, httpx.HTTPError) as exc:
         raise RuntimeError(f"{exc}\nworker log:\n{worker.log_tail()}") from exc
 

@@ -34,7 +34,7 @@ import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
-from itertools import count
+from itertools import count, groupby
 from typing import Any, Literal
 
 from models.suite import ModelSuite
@@ -87,19 +87,18 @@ def with_daily_scans(
     ['events', 'scans', 'events']
     """
     runs: list[tuple[Kind, list[tuple[bytes, bytes]]]] = []
-    seen: dict[str, None] = {}
-    day = None
-    for key, value in records:
-        moment = datetime.fromisoformat(json.loads(value)["time"].replace("Z", "+00:00"))
-        today = scan_day(moment, policy)
-        if day is not None and today != day:
-            runs.append(("scans", scan_requests(seen, start_of_day(today, policy.scan.timezone), 1)))
-        if today != day:
-            runs.append(("events", []))
-            day = today
-        seen.setdefault(key.decode())
-        runs[-1][1].append((key, value))
+    seen: dict[str, None] = {}  # account ids in the order first seen
+    for day, group in groupby(records, key=lambda record: scan_day(_time_of(record[1]), policy)):
+        if seen:  # every day but the first
+            runs.append(("scans", scan_requests(seen, start_of_day(day, policy.scan.timezone), 1)))
+        events = list(group)
+        runs.append(("events", events))
+        seen.update(dict.fromkeys(key.decode() for key, _ in events))
     return runs
+
+
+def _time_of(value: bytes) -> datetime:
+    return datetime.fromisoformat(json.loads(value)["time"])  # Python 3.11 reads the "Z"
 
 
 class _WorkerRun:
