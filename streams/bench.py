@@ -5,6 +5,9 @@ simulator's), so the ratios mean something on any machine:
 
 - ``aiokafka_consume_events_per_s``: a raw aiokafka consumer group reading the events (the ceiling);
 - ``faust_consume_only_events_per_s``: a Faust agent that reads every event and does nothing;
+- ``faust_resend_events_per_s``: a Faust agent that re-sends every event to another topic, the
+  reference of issue 8's target (one worker at more than twice its rate: ``engine_vs_faust_resend``
+  above 2);
 - ``engine_events_per_s``: the Billwise worker (validate, de-duplicate, state, decide, draft, write);
 - ``two_workers_events_per_s``: two worker processes sharing the partitions;
 - ``p50_ms`` / ``p99_ms``: event-to-output latency at a steady ``latency_rate`` events per second;
@@ -39,11 +42,12 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from inference.bench import bench_drafting
 from models.simulator import DEFAULT_START, Practice
 from rules.bench import gate_benchmark
+from streams.bench_faust import RESEND_TOPIC
 from streams.brokers import BrokerEngine, free_port, start_broker
 from streams.commands import SCAN_TOPIC, scan_requests
 from streams.progress import progress
 from streams.settings import StreamSettings
-from streams.topics import ensure_topics
+from streams.topics import ENGINE_TOPICS, ensure_topics
 from streams.worker_process import READY_TIMEOUT_S, WorkerProcess, launch_worker, start_worker
 
 TWO_WORKER_STORE = {BrokerEngine.TANSU.value: {"BILLWISE_STORE": "memory://"}}
@@ -134,14 +138,15 @@ async def _aiokafka_consume(bootstrap: str, topic: str, expected: int) -> float:
         await consumer.stop()
 
 
-def _faust_consume_only(run: _Run, expected: int) -> float:
+def _faust_baseline(run: _Run, expected: int, resend: bool = False) -> float:
+    """Events per second of a Faust agent that only consumes, or re-sends each event (`bench_faust`)."""
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": run.bootstrap,
         **run.env(f"bench-faust-{uuid.uuid4().hex[:6]}"),
     }
     process = subprocess.Popen(
-        [sys.executable, "-m", "streams.bench_faust", str(expected)],
+        [sys.executable, "-m", "streams.bench_faust", str(expected), *(["--resend"] if resend else [])],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
@@ -154,7 +159,7 @@ def _faust_consume_only(run: _Run, expected: int) -> float:
             if line.startswith('{"events"'):
                 result = json.loads(line)
                 return float(result["events"] / (result["last"] - result["first"]))
-        raise RuntimeError("the Faust consume-only baseline exited without a result")
+        raise RuntimeError("the Faust baseline exited without a result")
     finally:
         process.terminate()
         process.wait(15)
@@ -321,11 +326,12 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
             kafka_bootstrap_servers=bootstrap, topic_prefix=prefix, partitions=config.partitions
         )
         run = _Run(bootstrap, broker, Path(folder), settings)
-        asyncio.run(ensure_topics(settings))
+        asyncio.run(ensure_topics(settings, (*ENGINE_TOPICS, RESEND_TOPIC)))
         asyncio.run(_produce(bootstrap, settings.topic("events"), records))
 
         raw = asyncio.run(_aiokafka_consume(bootstrap, settings.topic("events"), len(records)))
-        faust_only = _faust_consume_only(run, len(records))
+        faust_only = _faust_baseline(run, len(records))
+        faust_resend = _faust_baseline(run, len(records), resend=True)
 
         log = Path(folder) / "engine.log"
         engine_app = "bench-engine"
@@ -351,6 +357,7 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
     quantiles = statistics.quantiles(latencies, n=100) if len(latencies) > 1 else [float("nan")] * 99
     # The ratios are of the figures as reported, so that dividing the printed figures gives them.
     engine, faust_only, raw = round(engine, 1), round(faust_only, 1), round(raw, 1)
+    faust_resend = round(faust_resend, 1)
     two_rate = round(two_rate, 1) if two_rate else None
     drafting_rate = round(drafting_rate, 1) if drafting_rate else None
     return {
@@ -359,6 +366,7 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
         "events": len(records),
         "engine_events_per_s": engine,
         "faust_consume_only_events_per_s": faust_only,
+        "faust_resend_events_per_s": faust_resend,
         "aiokafka_consume_events_per_s": raw,
         "two_workers_events_per_s": two_rate,
         "two_workers_error": two_error,
@@ -367,6 +375,7 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
         "latency_samples": len(latencies),
         "latency_rate_events_per_s": config.latency_rate,
         "engine_vs_faust_consume_only": round(engine / faust_only, 3),
+        "engine_vs_faust_resend": round(engine / faust_resend, 3),
         "engine_vs_aiokafka_consume": round(engine / raw, 3),
         "two_workers_vs_one": round(two_rate / engine, 3) if two_rate else None,
         "drafting_engine_events_per_s": drafting_rate,

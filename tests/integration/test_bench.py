@@ -34,12 +34,18 @@ def test_bench_json_reports_every_figure_next_to_its_baselines(kafka_bootstrap: 
 
     assert all(key in report for key in REQUIRED), sorted(set(REQUIRED) - set(report))
     assert report["broker"] == "external" and report["events"] == 5000
-    engine, faust, raw = (
+    engine, faust, resend, raw = (
         report[key]
-        for key in ("engine_events_per_s", "faust_consume_only_events_per_s", "aiokafka_consume_events_per_s")
+        for key in (
+            "engine_events_per_s",
+            "faust_consume_only_events_per_s",
+            "faust_resend_events_per_s",
+            "aiokafka_consume_events_per_s",
+        )
     )
-    assert engine > 0 and faust > 0 and raw > 0
+    assert engine > 0 and faust > 0 and resend > 0 and raw > 0
     assert report["engine_vs_faust_consume_only"] == round(engine / faust, 3)
+    assert report["engine_vs_faust_resend"] == round(engine / resend, 3)
     assert report["engine_vs_aiokafka_consume"] == round(engine / raw, 3)
     assert report["two_workers_error"] is None, report["two_workers_error"]
     assert report["two_workers_vs_one"] == round(report["two_workers_events_per_s"] / engine, 3)
