@@ -52,3 +52,6 @@ def test_bench_json_reports_every_figure_next_to_its_baselines(kafka_bootstrap: 
     # Every statement of the latency run was answered: 100 a second for its 5 s.
     assert report["latency_samples"] == 500
     assert 0 < report["p50_ms"] <= report["p99_ms"]
+    # The targets are judged from the figures reported, and latency only at the rate the target names.
+    assert report["meets_throughput_target"] == (engine >= report["target_engine_events_per_s"])
+    assert report["meets_latency_target"] is None
