@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable
 import faust
 from faust.types import RecordMetadata
 
-from streams.app import faust_settings, faust_worker, raw_schema
+from streams.app import faust_settings, faust_worker, raw_schema, set_fetch_wait
 from streams.settings import StreamSettings
 
 RESEND_TOPIC = "bench-resent"
@@ -31,6 +31,8 @@ creates it with the events' partition count)."""
 
 def build(expected: int, resend: bool = False) -> faust.App:
     settings = StreamSettings()
+    if settings.consumer_fetch_wait_ms is not None:  # as `streams.app.Engine` does
+        set_fetch_wait(settings.consumer_fetch_wait_ms)
     app = faust.App(settings.app_id, **{**faust_settings(settings), "web_enabled": False})
     topic = app.topic(settings.topic("events"), schema=raw_schema())
     copies = app.topic(settings.topic(RESEND_TOPIC), schema=raw_schema())
