@@ -120,8 +120,9 @@ def faust_settings(settings: StreamSettings) -> dict[str, Any]:
 _original_create_worker_consumer = AIOKafkaConsumerThread._create_worker_consumer
 
 
-def set_fetch_wait(milliseconds: int) -> None:
-    """Let the broker hold this process's Faust consumers' fetches at most ``milliseconds``.
+def set_fetch_wait(milliseconds: int | None) -> None:
+    """Let the broker hold this process's Faust consumers' fetches at most ``milliseconds`` (``None``:
+    leave the wait as it is, Faust's own unless set before).
 
     Faust creates its consumer with ``fetch_max_wait_ms=1500`` and no setting to change it. Apache Kafka
     answers a fetch as soon as records arrive, so the wait costs nothing there; Tansu answers only when
@@ -129,6 +130,8 @@ def set_fetch_wait(milliseconds: int) -> None:
     demo paid that two or three times a simulated day). aiokafka reads the attribute when the consumer
     starts, after Faust created it.
     """
+    if milliseconds is None:
+        return
     create = _original_create_worker_consumer
 
     def create_with_wait(thread: AIOKafkaConsumerThread, transport: Any) -> Any:
@@ -156,8 +159,7 @@ class Engine:
 
     def __init__(self, settings: StreamSettings | None = None, policy: Policy | None = None) -> None:
         self.settings = settings or StreamSettings()
-        if self.settings.consumer_fetch_wait_ms is not None:
-            set_fetch_wait(self.settings.consumer_fetch_wait_ms)
+        set_fetch_wait(self.settings.consumer_fetch_wait_ms)
         self.policy = policy or load_policy(self.settings.policy)
         self.app = faust.App(self.settings.app_id, **faust_settings(self.settings))
         self.events_topic = self._topic("events")

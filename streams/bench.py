@@ -45,7 +45,7 @@ from inference.bench import bench_drafting
 from models.simulator import DEFAULT_START, Practice
 from rules.bench import gate_benchmark
 from streams.bench_faust import RESEND_TOPIC
-from streams.brokers import BrokerEngine, free_port, start_broker
+from streams.brokers import TANSU_FETCH_WAIT_MS, BrokerEngine, free_port, start_broker
 from streams.commands import SCAN_TOPIC, scan_requests
 from streams.progress import progress
 from streams.settings import StreamSettings
@@ -61,11 +61,9 @@ TARGET_ENGINE_EVENTS_PER_S = 3_000.0
 TARGET_P99_MS = 250.0
 TARGET_P99_AT_EVENTS_PER_S = 1_000
 """The latency target: p99 under ``TARGET_P99_MS`` at this rate (judged only when the run used it)."""
-BROKER_ENV = {BrokerEngine.TANSU.value: {"BILLWISE_CONSUMER_FETCH_WAIT_MS": "50"}}
-"""Every process of a run on Tansu asks for fetches held at most 50 ms, as the demo's worker does: Tansu
-holds a fetch for its whole wait even when records arrive (`streams.app.set_fetch_wait`), so with
-Faust's 1.5 s the latency run measured that wait (p50 689 ms at 100 statements/s, 85 ms on Apache
-Kafka)."""
+BROKER_ENV = {BrokerEngine.TANSU.value: {"BILLWISE_CONSUMER_FETCH_WAIT_MS": str(TANSU_FETCH_WAIT_MS)}}
+"""Every process of a run on Tansu asks for short fetch waits, as the demo's worker does: with Faust's
+1.5 s the latency run measured Tansu's wait (p50 689 ms at 100 statements/s, 85 ms on Apache Kafka)."""
 PROCESSED_METRICS = (
     "billwise_events_total",
     "billwise_duplicate_events_total",
@@ -239,10 +237,12 @@ def _wait_consumed(run: _Run, group: str, topic: str, timeout_s: float = 600) ->
 async def _latency(run: _Run, accounts: list[str], rate: int, seconds: float) -> list[float]:
     """Send statements at ``rate``/s; latency is send to first output record for that event."""
     topics = [run.settings.topic(name) for name in ("actions", "review", "audit")]
-    # Fetches held at most 50 ms, as the workers' on Tansu (`BROKER_ENV`): with aiokafka's 500 ms Tansu
-    # would hold each one that long, and latency would include it. Apache Kafka answers at once either way.
+    # On every broker: Tansu would hold each fetch for aiokafka's 500 ms, and latency would include it.
     consumer = AIOKafkaConsumer(
-        *topics, bootstrap_servers=run.bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=50
+        *topics,
+        bootstrap_servers=run.bootstrap,
+        auto_offset_reset="latest",
+        fetch_max_wait_ms=TANSU_FETCH_WAIT_MS,
     )
     producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=0)
     await consumer.start()

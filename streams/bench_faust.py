@@ -31,8 +31,7 @@ creates it with the events' partition count)."""
 
 def build(expected: int, resend: bool = False) -> faust.App:
     settings = StreamSettings()
-    if settings.consumer_fetch_wait_ms is not None:  # as `streams.app.Engine` does
-        set_fetch_wait(settings.consumer_fetch_wait_ms)
+    set_fetch_wait(settings.consumer_fetch_wait_ms)  # as `streams.app.Engine` does
     app = faust.App(settings.app_id, **{**faust_settings(settings), "web_enabled": False})
     topic = app.topic(settings.topic("events"), schema=raw_schema())
     copies = app.topic(settings.topic(RESEND_TOPIC), schema=raw_schema())

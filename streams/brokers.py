@@ -80,6 +80,13 @@ class BrokerEngine(StrEnum):
     APACHE = "apache"
 
 
+TANSU_FETCH_WAIT_MS = 50
+"""The longest a client should let Tansu hold a fetch. Tansu answers a fetch only when its wait is up,
+even when records arrive meanwhile, so a record waits as long as the client allows: Faust's 1,500 ms and
+aiokafka's 500 ms showed up whole in the demo's days and the bench's latency (`streams.app.set_fetch_wait`).
+Apache Kafka answers as soon as records arrive, so a short wait costs it nothing."""
+
+
 class BrokerError(RuntimeError):
     """Base class of every error raised by this module."""
 

@@ -49,7 +49,7 @@ from rules.policy import load_policy
 from rules.schedule import local_day, start_of_day
 from schemas.audit import verify_chain
 from schemas.common import utc_text
-from streams.brokers import BrokerEngine, free_port, start_broker
+from streams.brokers import TANSU_FETCH_WAIT_MS, BrokerEngine, free_port, start_broker
 from streams.commands import SCAN_TOPIC
 from streams.demo_defaults import DEFAULT_DAYS, DEFAULT_PATIENTS, DEFAULT_REPORT, DEFAULT_SEED
 from streams.kafka_io import Record, produce_events, read_topics
@@ -670,7 +670,7 @@ def _demo_settings(bootstrap: str, external: bool) -> tuple[StreamSettings, dict
         "BILLWISE_SCAN_INTERVAL_S": "0.05",
         # Tansu holds a fetch for its whole wait even when records arrive: a day's events, the timer's
         # scan requests and the sender's outcomes would each wait up to Faust's 1.5 s.
-        "BILLWISE_CONSUMER_FETCH_WAIT_MS": "50",
+        "BILLWISE_CONSUMER_FETCH_WAIT_MS": str(TANSU_FETCH_WAIT_MS),
     }
     return settings, env
 
