@@ -86,21 +86,51 @@ class QueueFilter:
 
 @dataclass(frozen=True)
 class HeldEntry:
-    """One held action in the queue, with what the queue sorts and filters on."""
+    """One held action in the queue: its record as ``{prefix}.review`` carried it, and what the queue
+    sorts and filters on.
 
-    action: Action
+    The action itself is parsed again when a page or a decision asks for it (`action`), not kept parsed:
+    a parsed `Action` is some 35 objects the garbage collector tracks (one `RuleOutcome` per gate with
+    their field sets), and a queue of a thousand held actions made every full collection of the worker
+    walk them, pausing its decisions for 75-127 ms each (issue 8, ``docs/performance.md``). The bytes
+    and the fields below are not walked.
+    """
+
+    record: bytes
+    action_id: str
+    account_id: str
+    kind: str
+    priority: float
+    created_at: datetime
+    expires_at: datetime
     balance: Decimal | None
     seen_at: float
 
+    @classmethod
+    def of(cls, action: Action, record: bytes, seen_at: float) -> HeldEntry:
+        """The entry for ``action``, parsed from ``record``."""
+        return cls(
+            record,
+            action.action_id,
+            action.account_id,
+            action.kind,
+            action.priority,
+            action.created_at,
+            action.expires_at,
+            action_balance(action),
+            seen_at,
+        )
+
     @property
-    def action_id(self) -> str:
-        return self.action.action_id
+    def action(self) -> Action:
+        """The held action, parsed from its record (a fresh object on every call)."""
+        return Action.model_validate_json(self.record)
 
     def age(self, now: datetime) -> timedelta:
-        return now - self.action.created_at
+        return now - self.created_at
 
     def expired(self, now: datetime) -> bool:
-        return now >= self.action.expires_at
+        return now >= self.expires_at
 
 
 @dataclass(frozen=True)
@@ -166,7 +196,7 @@ class ReviewIndex:
             return
         if action.action_id in self.resolved:
             return
-        self.held[action.action_id] = HeldEntry(action, action_balance(action), time.monotonic())
+        self.held[action.action_id] = HeldEntry.of(action, value, time.monotonic())
 
     def apply_audit(self, value: bytes | None) -> None:
         """A record of ``{prefix}.audit``: resolves held actions when it approves, rejects, supersedes
@@ -230,7 +260,7 @@ class ReviewIndex:
     def prune(self, now: datetime) -> int:
         """Forget actions expired for longer than `EXPIRED_GRACE`; returns how many."""
         cutoff = now - EXPIRED_GRACE
-        stale = [action_id for action_id, entry in self.held.items() if entry.action.expires_at < cutoff]
+        stale = [action_id for action_id, entry in self.held.items() if entry.expires_at < cutoff]
         for action_id in stale:
             del self.held[action_id]
         horizon = time.monotonic() - PENDING_TTL_S
@@ -251,7 +281,7 @@ class ReviewIndex:
         ("at least $X") cannot be checked for it.
         """
         matches = [entry for entry in self.held.values() if _matches(entry, wanted, now)]
-        matches.sort(key=lambda e: (-e.action.priority, e.action.created_at, e.action_id))
+        matches.sort(key=lambda e: (-e.priority, e.created_at, e.action_id))
         return matches[:limit] if limit is not None else matches
 
     def backlog(self, now: datetime) -> tuple[int, float]:
@@ -267,7 +297,7 @@ class ReviewIndex:
 def _matches(entry: HeldEntry, wanted: QueueFilter, now: datetime) -> bool:
     if not wanted.include_expired and entry.expired(now):
         return False
-    if wanted.kinds and entry.action.kind not in wanted.kinds:
+    if wanted.kinds and entry.kind not in wanted.kinds:
         return False
     if wanted.min_balance is not None and (entry.balance is None or entry.balance < wanted.min_balance):
         return False

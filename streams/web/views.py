@@ -41,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from inference.guardrails import clinical_detail, false_urgency, threat
 from rules.state import AccountState
-from schemas.actions import ActionKind
+from schemas.actions import Action, ActionKind
 from schemas.inputs import ReviewDecision, Reviewer
 from streams.http_body import BodyRefused, read_limited
 from streams.web.access import AccessRecord, AccessResource
@@ -229,7 +229,7 @@ class StaffAPI:
         now = self.ctx.clock()
         entries = self.ctx.index.query(wanted, now, limit)
         # The queue shows account data (drafts, balances): every account listed is an access.
-        await self._record_access(user, (entry.action.account_id for entry in entries), "review_queue")
+        await self._record_access(user, (entry.account_id for entry in entries), "review_queue")
         items = [self._queue_item(entry, user, now) for entry in entries]
         body = {
             "viewer": {"user_id": user.user_id, "role": user.role},
@@ -240,10 +240,11 @@ class StaffAPI:
         return web.json_response(body)
 
     def _queue_item(self, entry: HeldEntry, user: User, now: datetime) -> dict[str, Any]:
-        restricted = self._restricted(entry)
+        action = entry.action
+        restricted = self._restricted(action, entry.balance)
         lookup = self.ctx.index.lookup(entry.action_id)
         return {
-            "action": entry.action.model_dump(mode="json"),
+            "action": action.model_dump(mode="json"),
             "queue": {
                 "balance": _money(entry.balance),
                 "age_days": round(entry.age(now).total_seconds() / 86400, 2),
@@ -256,9 +257,8 @@ class StaffAPI:
             },
         }
 
-    def _restricted(self, entry: HeldEntry, state: AccountState | None = None) -> bool:
-        action = entry.action
-        balances: list[Decimal | None] = [entry.balance]
+    def _restricted(self, action: Action, balance: Decimal | None, state: AccountState | None = None) -> bool:
+        balances: list[Decimal | None] = [balance]
         if state is not None:
             balances.append(state.balance)
         return self.ctx.rules.is_restricted(
@@ -304,7 +304,7 @@ class StaffAPI:
         # The account's current state, when this worker holds it: a balance that grew since the
         # action was held restricts approval too, and the held action's own approver roles apply.
         state = _state(self.ctx.load_account(action.account_id))
-        restricted = self._restricted(entry, state)
+        restricted = self._restricted(action, entry.balance, state)
         if not rules.may_decide(user.role, body.decision, restricted):
             roles = ", ".join(sorted(rules.approver_roles(restricted)))
             raise Problem(

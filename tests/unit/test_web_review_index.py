@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -9,7 +10,16 @@ from typing import Any
 
 import pytest
 
-from schemas.actions import Action, Explanation, Message, PlanOption, Review, Settlement, Trigger
+from schemas.actions import (
+    Action,
+    Explanation,
+    Message,
+    PlanOption,
+    Review,
+    RuleOutcome,
+    Settlement,
+    Trigger,
+)
 from streams.web.review_index import QueueFilter, ReviewIndex, action_balance
 
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -269,3 +279,24 @@ def test_backlog_gauges_read_the_feeds_index() -> None:
     assert index.backlog(NOW) == (2, 5 * 3600.0)
     assert REGISTRY.get_sample_value("billwise_review_queue_depth") == 2
     assert REGISTRY.get_sample_value("billwise_review_oldest_age_seconds") == 5 * 3600.0
+
+
+def test_held_actions_are_kept_as_their_records_not_as_parsed_objects() -> None:
+    # A parsed action with its gates' outcomes is dozens of objects the garbage collector walks at
+    # every full collection; a queue of them paused the worker for 75-127 ms each time (issue 8).
+    gates = [RuleOutcome(id=f"G-{n}", outcome="pass") for n in range(20)]
+    actions = [make_action(f"a-{n}") for n in range(200)]
+    records = [
+        review_bytes(a.model_copy(update={"explanation": a.explanation.model_copy(update={"rules": gates})}))
+        for a in actions
+    ]
+    index = ReviewIndex()
+    gc.collect()
+    before = len(gc.get_objects())
+    for record in records:
+        index.apply_review(record)
+    gc.collect()
+    tracked_per_action = (len(gc.get_objects()) - before) / len(records)
+    assert len(index) == 200
+    assert tracked_per_action < 3, tracked_per_action
+    assert index.held["a-7"].action == Action.model_validate_json(records[7])
