@@ -35,10 +35,11 @@ class StreamSettings(BaseSettings):
         default=16, ge=1, description="RocksDB read cache per table partition"
     )
     parsed_state_cache_mib: int = Field(
-        default=32,
+        default=8,
         ge=0,
-        description="memory for account states kept parsed between batches, about a thousand accounts of "
-        "6 KB (0: parse every read)",
+        description="memory for account states kept parsed between batches, about 250 accounts of 6 KB; "
+        "each is ~100 objects every full garbage collection walks, so more pauses longer (0: parse every "
+        "read; docs/performance.md)",
     )
     gc_gen0_threshold: int = Field(
         default=700,
