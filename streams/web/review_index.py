@@ -90,10 +90,10 @@ class HeldEntry:
     sorts and filters on.
 
     The action itself is parsed again when a page or a decision asks for it (`action`), not kept parsed:
-    a parsed `Action` is some 35 objects the garbage collector tracks (one `RuleOutcome` per gate with
-    their field sets), and a queue of a thousand held actions made every full collection of the worker
-    walk them, pausing its decisions for 75-127 ms each (issue 8, ``docs/performance.md``). The bytes
-    and the fields below are not walked.
+    a parsed `Action` with its gates' outcomes is about 60 objects the garbage collector tracks (each
+    pydantic object with its field set), and a queue of a thousand held actions made every full
+    collection of the worker walk them, pausing its decisions for 75-127 ms each (issue 8,
+    ``docs/performance.md``). The bytes and the fields below are not walked.
     """
 
     record: bytes
