@@ -31,7 +31,7 @@ def worker(web_port: Annotated[int, typer.Option(help="HTTP port for /health and
     import asyncio
 
     from streams.app import Engine, faust_worker
-    from streams.gc_tuning import tune_garbage_collector
+    from streams.gc_tuning import tune_garbage_collector, watch_garbage_collector
     from streams.settings import StreamSettings
     from streams.topics import ensure_topics
 
@@ -39,6 +39,7 @@ def worker(web_port: Annotated[int, typer.Option(help="HTTP port for /health and
     asyncio.run(ensure_topics(settings))
     engine = Engine(settings)
     tune_garbage_collector(settings.gc_gen0_threshold)
+    watch_garbage_collector()
     # JSON lines on stderr, with a filter that redacts anything that looks like patient data.
     faust_worker(engine.app).execute_from_commandline()
 

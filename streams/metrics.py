@@ -38,3 +38,9 @@ SCAN_REQUESTS = Counter(
 SCAN_DAY = Gauge(
     "billwise_daily_scan_day_timestamp_seconds", "Start of the latest scan day the daily-scan timer requested"
 )
+GC_PAUSE_SECONDS = Histogram(
+    "billwise_gc_pause_seconds",
+    "Garbage-collection pauses of the worker process, by generation (2 is a full collection)",
+    ["generation"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0),
+)

@@ -172,6 +172,8 @@ def test_prometheus_scrapes_the_worker_and_promql_returns_the_decision_counter(
     assert by_kind and all(series["metric"].get("kind") for series in by_kind)
     # What came in is counted too: the sample's events by type, through the same scrape.
     assert (server.scalar("sum(billwise_events_total)") or 0) > 0
+    # The worker times its garbage collections: the dashboard's pause panels have data.
+    assert (server.scalar('sum(billwise_gc_pause_seconds_count{generation="0"})') or 0) > 0
 
     # The real server loaded the shipped alert rules (promtool checks them too, in the unit tests).
     rules = httpx.get(f"{server.url}/api/v1/rules", timeout=5.0).json()["data"]["groups"]

@@ -4,9 +4,6 @@ The names come from the source: every ``Counter``/``Gauge``/``Histogram``/``Summ
 constructed in the first-party packages, expanded the way prometheus-client exposes them (a counter
 ``x`` or ``x_total`` is ``x_total``; a histogram ``x`` is ``x_bucket``, ``x_count`` and ``x_sum``). A
 misspelt name, a counter without ``_total`` or a histogram queried without ``_bucket`` fails here.
-
-Metrics that other work in progress has promised but not yet defined are listed in `PROMISED` with
-their owner; `test_promised_metrics_are_defined_in_code` reports them as expected failures until they land.
 """
 
 from __future__ import annotations
@@ -32,16 +29,6 @@ EXTERNAL = {
     "ALERTS": "Prometheus, per active alert",
     "process_resident_memory_bytes": "prometheus-client ProcessCollector",
     "process_cpu_seconds_total": "prometheus-client ProcessCollector",
-}
-
-# Exposed names the dashboard and alerts use that are promised by work in progress, not yet in the code.
-PROMISED = {
-    "billwise_review_queue_depth": "streams/web review index (gauge: held actions waiting)",
-    "billwise_review_oldest_age_seconds": "streams/web review index (gauge: age of the oldest held action)",
-    "billwise_model_roc_auc_ratio": "models/monitoring.py (gauge by model: rolling ROC AUC)",
-    "billwise_model_log_loss": "models/monitoring.py (gauge by model: rolling log loss)",
-    "billwise_model_drift_detections_total": "models/monitoring.py (counter by model: drift detections)",
-    "billwise_model_label_backlog": "models/monitoring.py (gauge by model: decisions awaiting a label)",
 }
 
 _KINDS = {"Counter", "Gauge", "Histogram", "Summary", "Info", "Enum"}
@@ -203,7 +190,7 @@ def unknown_names(exprs: Iterator[tuple[str, str]], known: set[str]) -> list[str
 
 @pytest.fixture(scope="module")
 def known() -> set[str]:
-    return exposed_names(defined_metrics()) | set(EXTERNAL) | set(PROMISED)
+    return exposed_names(defined_metrics()) | set(EXTERNAL)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -280,19 +267,12 @@ def test_a_misspelt_or_wrongly_suffixed_metric_is_caught(known: set[str]) -> Non
 
 
 def test_every_metric_name_follows_the_naming_guide() -> None:
-    for name, kind in {**defined_metrics(), **{n: "promised" for n in PROMISED}}.items():
+    for name, kind in defined_metrics().items():
         assert name.startswith("billwise_"), name
         assert re.fullmatch(r"[a-z][a-z0-9_]*", name), name
         assert not name.endswith("_ms"), f"{name}: seconds, not milliseconds"
         if kind == "Counter" or name.endswith("_total"):
-            assert kind in ("Counter", "promised"), f"{name}: only counters end in _total"
-
-
-def test_promised_metrics_are_defined_in_code() -> None:
-    exposed = exposed_names(defined_metrics())
-    missing = {name: owner for name, owner in PROMISED.items() if name not in exposed}
-    if missing:
-        pytest.xfail("not in the code yet: " + "; ".join(f"{n} ({o})" for n, o in sorted(missing.items())))
+            assert kind == "Counter", f"{name}: only counters end in _total"
 
 
 def test_the_promql_name_extractor_examples() -> None:
