@@ -13,6 +13,9 @@ simulator's), so the ratios mean something on any machine:
 - ``p50_ms`` / ``p99_ms``: event-to-output latency at a steady ``latency_rate`` events per second;
 - ``meets_throughput_target`` / ``meets_latency_target``: whether one worker reached issue 8's targets
   (3,000 events/s; p99 under 250 ms at 1,000 events/s, ``None`` when the latency run used another rate);
+- ``gc_pauses``: the engine worker's garbage collections over its throughput and latency runs, by
+  generation (``billwise_gc_pause_seconds``): how many, their seconds, their mean pause in ms (below
+  saturation, full collections set the p99);
 - ``drafting_engine_events_per_s``: the worker again, drafting through a stub vLLM server that answers
   after 200 ms (next to the engine's template-only figure: the cost of the model path);
 - ``gates``: gate evaluation per candidate next to a bare durable-rules post (`rules.bench`);
@@ -40,6 +43,7 @@ from typing import Any
 
 import httpx
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
 
 from inference.bench import bench_drafting
 from models.simulator import DEFAULT_START, Practice
@@ -176,15 +180,45 @@ def _faust_baseline(run: _Run, expected: int, resend: bool = False) -> float:
         process.wait(15)
 
 
+def _metrics_text(worker: WorkerProcess) -> str:
+    return httpx.get(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).text
+
+
 def processed(worker: WorkerProcess) -> int:
     """Input records the worker has finished with, read from its ``/metrics``."""
-    text = httpx.get(f"http://127.0.0.1:{worker.web_port}/metrics", timeout=5).text
+    text = _metrics_text(worker)
     total = 0.0
     for line in text.splitlines():
         name = line.split("{", 1)[0].split(" ", 1)[0]
         if name in PROCESSED_METRICS:
             total += float(line.rsplit(" ", 1)[1])
     return int(total)
+
+
+def gc_pauses(metrics_text: str) -> dict[str, dict[str, float]]:
+    """A worker's garbage collections so far by generation, from its ``/metrics`` text: count, seconds
+    and mean pause in milliseconds.
+
+    >>> text = '''billwise_gc_pause_seconds_count{generation="2"} 4.0
+    ... billwise_gc_pause_seconds_sum{generation="2"} 0.3
+    ... '''
+    >>> gc_pauses(text)
+    {'2': {'collections': 4, 'seconds': 0.3, 'mean_ms': 75.0}}
+    """
+    fields = {"billwise_gc_pause_seconds_count": "count", "billwise_gc_pause_seconds_sum": "sum"}
+    totals: dict[str, dict[str, float]] = {}
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name in fields:
+                totals.setdefault(sample.labels["generation"], {})[fields[sample.name]] = sample.value
+    return {
+        generation: {
+            "collections": int(seen["count"]),
+            "seconds": round(seen["sum"], 3),
+            "mean_ms": round(seen["sum"] / seen["count"] * 1000, 1) if seen["count"] else 0.0,
+        }
+        for generation, seen in sorted(totals.items())
+    }
 
 
 def _engine_rate(workers: list[WorkerProcess], expected: int, timeout_s: float = 600) -> float:
@@ -362,6 +396,7 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
             asyncio.run(_produce(bootstrap, settings.topic(SCAN_TOPIC), scans))
             _wait_consumed(run, engine_app, settings.topic(SCAN_TOPIC))
             latencies = asyncio.run(_latency(run, accounts, config.latency_rate, config.latency_seconds))
+            engine_gc = gc_pauses(_metrics_text(worker))
 
         drafting_rate = (
             _drafting_engine_rate(run, len(records), config.stub_latency_s) if config.drafting else None
@@ -402,6 +437,7 @@ def run_bench(config: BenchConfig = BenchConfig()) -> dict[str, Any]:
         "meets_latency_target": (
             p99 < TARGET_P99_MS if config.latency_rate == TARGET_P99_AT_EVENTS_PER_S else None
         ),
+        "gc_pauses": engine_gc,
         "drafting_engine_events_per_s": drafting_rate,
         "drafting_on_vs_off": round(drafting_rate / engine, 3) if drafting_rate else None,
         "gates": gates,

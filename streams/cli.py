@@ -153,8 +153,10 @@ def bench(
     table.add_column("figure")
     table.add_column("value", justify="right")
     for key, value in result.items():
-        if key not in ("config", "broker", "events", "gates", "drafting"):
+        if key not in ("config", "broker", "events", "gates", "drafting", "gc_pauses"):
             table.add_row(key, str(value))
+    for generation, pauses in result["gc_pauses"].items():
+        table.add_row(f"gc_pauses.generation_{generation}", ", ".join(f"{k} {v}" for k, v in pauses.items()))
     for section in ("gates", "drafting"):
         for key, value in (result.get(section) or {}).items():
             table.add_row(f"{section}.{key}", str(value))

@@ -55,3 +55,8 @@ def test_bench_json_reports_every_figure_next_to_its_baselines(kafka_bootstrap: 
     # The targets are judged from the figures reported, and latency only at the rate the target names.
     assert report["meets_throughput_target"] == (engine >= report["target_engine_events_per_s"])
     assert report["meets_latency_target"] is None
+    # The engine worker's garbage collections, read from its /metrics: it collected while it worked.
+    pauses = report["gc_pauses"]
+    assert set(pauses) == {"0", "1", "2"} and pauses["0"]["collections"] > 0
+    for generation in pauses.values():
+        assert generation["seconds"] >= 0 and generation["mean_ms"] >= 0

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import doctest
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 from streams import bench
 
@@ -48,3 +50,21 @@ def test_a_run_over_before_the_first_poll_is_refused_not_timed() -> None:
 def test_a_worker_that_stops_short_times_out() -> None:
     with pytest.raises(TimeoutError, match="fewer than 1000"):
         bench.rate(lambda: 10, 1000, timeout_s=5)
+
+
+def test_doctests() -> None:
+    result = doctest.testmod(bench)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_gc_pauses_read_what_the_worker_exposes() -> None:
+    registry = CollectorRegistry()
+    pauses = Histogram("billwise_gc_pause_seconds", "pauses", ["generation"], registry=registry)
+    for seconds in (0.001, 0.003):
+        pauses.labels(generation="0").observe(seconds)
+    pauses.labels(generation="2").observe(0.08)
+    text = generate_latest(registry).decode()
+    assert bench.gc_pauses(text) == {
+        "0": {"collections": 2, "seconds": 0.004, "mean_ms": 2.0},
+        "2": {"collections": 1, "seconds": 0.08, "mean_ms": 80.0},
+    }
