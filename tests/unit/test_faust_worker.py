@@ -1,14 +1,17 @@
-"""`streams.app.faust_worker`: the engine's Faust worker logs at info, and builds no debug records."""
+"""`streams.app.faust_worker` and `faust_settings`: the engine's Faust worker logs at info, builds no debug
+records, and its producer buffers large batches."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Iterator
 
 import faust
 import pytest
 
-from streams.app import faust_worker
+from streams.app import PRODUCER_MAX_BATCH_BYTES, faust_settings, faust_worker
+from streams.settings import StreamSettings
 
 
 @pytest.fixture
@@ -33,3 +36,18 @@ def test_debug_records_are_not_built_in_the_worker(restored_root_logger: logging
     assert restored_root_logger.level == logging.INFO
     assert not logging.getLogger("aiokafka").isEnabledFor(logging.DEBUG)
     assert logging.getLogger("faust.agents.agent").isEnabledFor(logging.INFO)
+
+
+def test_the_producer_batches_up_to_the_engines_size_not_aiokafkas_default() -> None:
+    # Faust renames its settings on the way to aiokafka: what counts is the size aiokafka's accumulator
+    # ends up with (private, so a Faust or aiokafka upgrade that drops the setting fails here).
+    async def batch_size() -> int:
+        app = faust.App("batch-size-test", **faust_settings(StreamSettings()))
+        producer = app.producer._new_producer()
+        try:
+            return int(producer._message_accumulator._batch_size)
+        finally:
+            await producer.stop()
+
+    assert PRODUCER_MAX_BATCH_BYTES > 16 * 1024  # aiokafka's default
+    assert asyncio.run(batch_size()) == PRODUCER_MAX_BATCH_BYTES
