@@ -54,15 +54,6 @@ BATCH_WITHIN_S = 0.05
 CHECKPOINT_INTERVAL_S = 60.0
 SCAN_PASS_YIELD_EVERY = 200
 """The scan timer lets the event loop run (heartbeats, the agent) after this many accounts."""
-PRODUCER_MAX_BATCH_BYTES = 256 * 1024
-"""How many bytes the producer buffers per partition before `send` waits for the batch to go out.
-
-aiokafka's default of 16 KiB holds about ten of the worker's outputs (1.7 KB on average) or two account
-states on the table's changelog (6.2 KB), so a batch's sends kept waiting for the sender: over the
-benchmark's 20,000 events, sending took 2.5 s of the worker's 30 s (137 µs an output) and the broker's
-CPU 7-9 s. At 256 KiB: 0.2 s sending, broker 3-5 s, and one worker 687 to 859 events/s (two
-alternating pairs; 65 KiB and 1 MB gave the same within noise). The broker's default record-batch limit
-is 1 MiB; this stays well below it."""
 DELIVERY_RETRY_FIRST_S = 0.5
 DELIVERY_RETRY_MAX_S = 10.0
 
@@ -101,7 +92,15 @@ def table_options(settings: StreamSettings) -> dict[str, Any]:
 
 
 def faust_settings(settings: StreamSettings) -> dict[str, Any]:
-    """Faust settings tuned so a worker is ready in seconds and keeps PHI off the web server."""
+    """Faust settings tuned so a worker is ready in seconds and keeps PHI off the web server.
+
+    The producer buffers ``BILLWISE_PRODUCER_BATCH_KIB`` (256) per partition. aiokafka's default of 16
+    KiB holds about ten of the worker's outputs (1.7 KB on average) or two account states on the
+    table's changelog (6.2 KB), and `send` waits for a full batch to drain: over the benchmark's 20,000
+    events, sending took 2.5 s of the worker's 30 s (137 µs an output) and the broker's CPU 7-9 s. At
+    256 KiB: 0.2 s sending, broker 3-5 s, one worker 687 to 859 events/s (two alternating pairs; 64 KiB
+    and 1 MB gave the same within noise).
+    """
     return {
         "broker": settings.broker_url,
         "store": settings.store,
@@ -121,7 +120,7 @@ def faust_settings(settings: StreamSettings) -> dict[str, Any]:
         "broker_commit_interval": 1.0,
         "table_standby_replicas": 0,
         "producer_linger": 0.005,
-        "producer_max_batch_size": PRODUCER_MAX_BATCH_BYTES,
+        "producer_max_batch_size": settings.producer_batch_kib * 1024,
         "stream_buffer_maxsize": 16384,
         **faust_security_settings(),  # TLS and SASL from KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, KAFKA_SSL_*
     }

@@ -47,6 +47,13 @@ class StreamSettings(BaseSettings):
         description="allocations between the garbage collector's youngest collections (Python's default; "
         "5000 spends less CPU on collections but pauses longer, see streams.gc_tuning)",
     )
+    producer_batch_kib: int = Field(
+        default=256,
+        ge=16,
+        description="what the producer buffers per partition before a send waits for the batch to go "
+        "out (aiokafka's 16 KiB made sends wait every ten outputs; see streams.app.faust_settings). Keep "
+        "it below the topics' max.message.bytes (1 MiB by default in Kafka)",
+    )
     consumer_fetch_wait_ms: int | None = Field(
         default=None,
         ge=1,

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import faust
 import pytest
 
-from streams.app import PRODUCER_MAX_BATCH_BYTES, faust_settings, faust_worker
+from streams.app import faust_settings, faust_worker
 from streams.settings import StreamSettings
 
 
@@ -38,16 +38,19 @@ def test_debug_records_are_not_built_in_the_worker(restored_root_logger: logging
     assert logging.getLogger("faust.agents.agent").isEnabledFor(logging.INFO)
 
 
-def test_the_producer_batches_up_to_the_engines_size_not_aiokafkas_default() -> None:
+def test_the_producer_batches_up_to_the_configured_size_not_aiokafkas_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # Faust renames its settings on the way to aiokafka: what counts is the size aiokafka's accumulator
     # ends up with (private, so a Faust or aiokafka upgrade that drops the setting fails here).
-    async def batch_size() -> int:
-        app = faust.App("batch-size-test", **faust_settings(StreamSettings()))
+    async def batch_size(settings: StreamSettings) -> int:
+        app = faust.App("batch-size-test", **faust_settings(settings))
         producer = app.producer._new_producer()
         try:
             return int(producer._message_accumulator._batch_size)
         finally:
             await producer.stop()
 
-    assert PRODUCER_MAX_BATCH_BYTES > 16 * 1024  # aiokafka's default
-    assert asyncio.run(batch_size()) == PRODUCER_MAX_BATCH_BYTES
+    assert asyncio.run(batch_size(StreamSettings())) == 256 * 1024  # aiokafka's own is 16 KiB
+    monkeypatch.setenv("BILLWISE_PRODUCER_BATCH_KIB", "64")
+    assert asyncio.run(batch_size(StreamSettings())) == 64 * 1024
